@@ -1,0 +1,96 @@
+"""The Flask application factory.
+
+`create_app(settings)` wires the domain objects once (bot.runtime) and registers
+one blueprint per surface. Nothing is global: tests build as many apps as they
+like, each with its own settings, Redis and LINE API.
+
+Local mode (no LINE credentials): the fake LINE API runs in-process under
+/fake-line and the /dev/chat simulator is served, so staff can try content
+without a LINE channel.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import base64
+import logging
+from dataclasses import dataclass, field
+
+from flask import Flask
+
+from bot.events import EventHandler
+from bot.fakeline import FakeLine
+from bot.line_api import LineApi
+from bot.outbox import Outbox
+from bot.runtime import Runtime, build
+from bot.settings import Settings
+
+log = logging.getLogger(__name__)
+LOCAL_SECRET = "local-mode-channel-secret"
+FAKE_LINE_PREFIX = "/fake-line"
+MAX_WEBHOOK_BYTES = 1024 * 1024
+
+
+@dataclass
+class Services:
+    settings: Settings
+    runtime: Runtime
+    line_api: LineApi
+    outbox: Outbox
+    events: EventHandler
+    secrets: tuple[str, ...]
+    fake_line: FakeLine | None = None
+    extras: dict = field(default_factory=dict)
+
+    def verify(self, body: bytes, signature: str) -> bool:
+        """HMAC-SHA256 of the exact body bytes with the current or the previous secret."""
+        for secret in self.secrets:
+            digest = hmac.new(secret.encode(), body, hashlib.sha256).digest()
+            if hmac.compare_digest(base64.b64encode(digest).decode(), signature):
+                return True
+        return False
+
+    def close(self) -> None:
+        self.outbox.close()
+        self.line_api.close()
+        self.runtime.close()
+
+
+def create_app(settings: Settings | None = None, *, runtime: Runtime | None = None,
+               synchronous_sends: bool = False) -> Flask:
+    settings = settings or Settings.from_env()
+    app = Flask(__name__)
+    app.config["MAX_CONTENT_LENGTH"] = MAX_WEBHOOK_BYTES
+
+    fake_line = None
+    if settings.local_mode:
+        fake_line = FakeLine()
+        secret = settings.line_channel_secret or LOCAL_SECRET
+        if settings.line_api_base_url == Settings().line_api_base_url:
+            settings = settings.with_(line_api_base_url=f"http://{settings.host}:{settings.port}{FAKE_LINE_PREFIX}")
+        settings = settings.with_(line_channel_secret=secret)
+    secrets = tuple(s for s in (settings.line_channel_secret, settings.line_channel_secret_previous) if s)
+
+    runtime = runtime or build(settings)
+    line_api = LineApi(settings)
+    outbox = Outbox(line_api, settings.send_threads, synchronous=synchronous_sends)
+    events = EventHandler(runtime.dialogue(settings.city), runtime.store, runtime.redis.client, outbox)
+    services = Services(settings, runtime, line_api, outbox, events, secrets, fake_line)
+    app.extensions["bot"] = services
+
+    from bot.web.health import bp as health_bp
+    from bot.web.webhook import bp as webhook_bp
+
+    app.register_blueprint(webhook_bp)
+    app.register_blueprint(health_bp)
+    if settings.local_mode:
+        from werkzeug.middleware.dispatcher import DispatcherMiddleware
+
+        from bot.fakeline import create_fake_line_app
+        from bot.web.simulator import bp as simulator_bp
+
+        app.register_blueprint(simulator_bp)
+        app.wsgi_app = DispatcherMiddleware(  # type: ignore[method-assign]
+            app.wsgi_app, {FAKE_LINE_PREFIX: create_fake_line_app(fake_line)})
+    return app

@@ -1,0 +1,274 @@
+"""Command line: `python -m bot chat | check | evaluate`.
+
+The commands call the same domain functions as every other surface (runtime,
+dialogue, loader, evaluate); nothing here re-implements them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, TextIO
+
+from bot.dialogue import Input, PostbackInput, TextInput, Turn
+from bot.loader import ContentError, load
+from bot.settings import Settings
+
+DEFAULT_EVAL_FILE = Path("tests/data/labelled.yaml")
+
+
+def main(argv: Sequence[str] | None = None, settings: Settings | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bot", description="Kumamoto/Minato safety chatbot")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    chat = sub.add_parser("chat", help="chat with the bot in the terminal")
+    chat.add_argument("--json", action="store_true", help="one JSON object per input line (machine contract)")
+    chat.add_argument("--city", help="city profile (default: BOT_CITY or kumamoto)")
+    chat.add_argument("--user", default="Ucli00000000000000000000000000000", help="LINE-style user id")
+
+    check = sub.add_parser("check", help="validate intents/ and content/")
+    check.add_argument("--root", type=Path, help="folder holding intents/ and content/")
+    check.add_argument("--quiet-warnings", action="store_true", help="print errors only")
+
+    ev = sub.add_parser("evaluate", help="measure understanding on a labelled YAML file")
+    ev.add_argument("file", nargs="?", type=Path, help=f"labelled file (default {DEFAULT_EVAL_FILE})")
+    ev.add_argument("--json", action="store_true", help="machine-readable report")
+
+    serve = sub.add_parser("serve", help="run the webhook (local mode without LINE credentials)")
+    serve.add_argument("--host", help="listen address (default HOST or 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port (default PORT or 8000)")
+    serve.add_argument("--dev", action="store_true", help="werkzeug's development server instead of gunicorn")
+
+    fake = sub.add_parser("fake-line", help="run the fake LINE Messaging API (tests, benchmarks, local work)")
+    fake.add_argument("--host", default="127.0.0.1")
+    fake.add_argument("--port", type=int, default=9090)
+    fake.add_argument("--access-token", help="require this bearer token")
+
+    args = parser.parse_args(argv)
+    settings = settings or Settings.from_env()
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
+
+    if args.command == "check":
+        return cmd_check(args.root or settings.content_root, args.quiet_warnings)
+    if args.command == "evaluate":
+        return cmd_evaluate(settings, args.file, args.json)
+    if args.command == "fake-line":
+        from werkzeug.serving import run_simple
+
+        from bot.fakeline import FakeLine, create_fake_line_app
+
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no per-request lines
+        print(f"Fake LINE API on http://{args.host}:{args.port} (set LINE_API_BASE_URL to this)", flush=True)
+        run_simple(args.host, args.port, create_fake_line_app(FakeLine(access_token=args.access_token)),
+                   threaded=True)
+        return 0
+    if args.command == "serve":
+        return cmd_serve(settings.with_(host=args.host or settings.host, port=args.port or settings.port), args.dev)
+    if args.city:
+        settings = settings.with_(city=args.city)
+    return cmd_chat(settings, args.user, args.json)
+
+
+# ---------------------------------------------------------------- check
+
+
+def cmd_check(root: Path, quiet_warnings: bool = False, out: TextIO | None = None) -> int:
+    out = out or sys.stdout
+    catalog, problems = load(root)
+    errors = [p for p in problems if p.severity == "error"]
+    warnings = [p for p in problems if p.severity == "warning"]
+    for problem in errors + ([] if quiet_warnings else warnings):
+        print(problem, file=out)
+    if errors:
+        print(f"\n{len(errors)} error(s), {len(warnings)} warning(s): content is NOT valid; the bot will not start.",
+              file=out)
+        return 1
+    assert catalog is not None
+    examples = sum(len(i.examples) for i in catalog.intents)
+    desks = {d for c in catalog.cities.values() for d in c.desks}
+    print(f"OK: {len(catalog.intents)} intents, {examples} examples, {len(catalog.cities)} cities "
+          f"({', '.join(sorted(catalog.cities))}), {len(desks)} desks; {len(warnings)} warning(s).", file=out)
+    return 0
+
+
+# ---------------------------------------------------------------- evaluate
+
+
+def cmd_evaluate(settings: Settings, path: Path | None, as_json: bool) -> int:
+    from bot.evaluate import evaluate, format_report, load_items
+    from bot.loader import load_catalog
+    from bot.matching import Matcher
+
+    try:
+        catalog = load_catalog(settings.content_root)
+    except ContentError as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    path = path or settings.content_root / DEFAULT_EVAL_FILE
+    try:
+        items = load_items(path, set(catalog.by_id))
+    except (OSError, ValueError) as exc:
+        print(f"cannot read {path}: {exc}", file=sys.stderr)
+        return 1
+    report = evaluate(Matcher(catalog), items)
+    print(json.dumps(report, ensure_ascii=False, indent=2) if as_json else format_report(report))
+    return 0
+
+
+# ---------------------------------------------------------------- serve
+
+
+def cmd_serve(settings: Settings, dev: bool = False) -> int:
+    import os
+
+    from bot.app import create_app
+    from bot.loader import load_catalog
+    from bot.store import start_embedded
+
+    logging.getLogger().setLevel(settings.log_level)
+    try:
+        load_catalog(settings.content_root)  # refuse to start on invalid content, before forking
+    except ContentError as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    embedded = None
+    if settings.redis_url is None:
+        # One embedded Redis for all worker processes, started before they fork.
+        embedded, url = start_embedded(settings.data_dir)
+        settings = settings.with_(redis_url=url)
+    where = f"http://{settings.host}:{settings.port}"
+    if settings.local_mode:
+        print(f"Local mode (no LINE credentials): open {where}/dev/chat to talk to the bot.", flush=True)
+    print(f"Webhook: POST {where}/callback   Health: {where}/healthz", flush=True)
+    try:
+        if dev:
+            create_app(settings).run(settings.host, settings.port, threaded=True)
+            return 0
+        from gunicorn.app.base import BaseApplication
+
+        class Server(BaseApplication):  # gunicorn's documented custom-application hook
+            def load_config(self) -> None:
+                path = settings.content_root / "deploy" / "gunicorn.conf.py"
+                namespace: dict[str, Any] = {}
+                os.environ.setdefault("HOST", settings.host)
+                os.environ.setdefault("PORT", str(settings.port))
+                exec(compile(path.read_text(), str(path), "exec"), namespace)  # noqa: S102
+                for key, value in namespace.items():
+                    if key in self.cfg.settings and value is not None:
+                        self.cfg.set(key, value)
+                self.cfg.set("bind", f"{settings.host}:{settings.port}")
+                if settings.local_mode:
+                    self.cfg.set("workers", 1)  # the fake LINE API lives in this one process
+
+            def load(self):  # noqa: ANN202
+                return create_app(settings)
+
+        Server().run()
+        return 0
+    finally:
+        if embedded is not None:
+            embedded.shutdown()
+
+
+# ---------------------------------------------------------------- chat
+
+
+def cmd_chat(settings: Settings, user: str, as_json: bool,
+             stdin: TextIO | None = None, out: TextIO | None = None) -> int:
+    from bot.runtime import build
+
+    stdin, out = stdin or sys.stdin, out or sys.stdout
+    try:
+        runtime = build(settings)
+    except ContentError as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    except KeyError as exc:
+        print(exc.args[0], file=sys.stderr)
+        return 2
+    try:
+        dialogue = runtime.dialogue()
+        if as_json:
+            for line in stdin:
+                text = line.rstrip("\r\n")
+                if not text.strip():
+                    continue
+                turn = dialogue.respond(user, TextInput(text))
+                out.write(json.dumps(turn_json(text, turn), ensure_ascii=False) + "\n")
+                out.flush()
+            return 0
+        return _interactive(dialogue, user, stdin, out, settings.city)
+    finally:
+        runtime.close()
+
+
+def turn_json(text: str, turn: Turn) -> dict[str, Any]:
+    """The stable `chat --json` contract (README): one object per input line."""
+    return {
+        "text": text,
+        "intent": turn.intent if turn.decision == "answer" else None,
+        "score": turn.score,
+        "candidates": [{"intent": c.intent, "score": c.score} for c in turn.candidates],
+        "messages": turn.wire_messages(),
+        "decision": turn.decision,
+    }
+
+
+def _interactive(dialogue: Any, user: str, stdin: TextIO, out: TextIO, city: str) -> int:
+    print(f"[{city}] 話しかけてください（番号でボタンを押せます / Ctrl-D か /quit で終了）", file=out)
+    actions: list[dict[str, Any]] = []
+    while True:
+        out.write("\nあなた> ")
+        out.flush()
+        line = stdin.readline()
+        if not line or line.strip() in ("/quit", "/exit"):
+            print("", file=out)
+            return 0
+        text = line.strip()
+        if not text:
+            continue
+        inp: Input = TextInput(text)
+        if text.isdigit() and 1 <= int(text) <= len(actions):
+            action = actions[int(text) - 1]
+            if action.get("displayText"):
+                print(f"（{action['displayText']}）", file=out)
+            inp = PostbackInput(action["data"])
+        started = time.perf_counter()
+        turn = dialogue.respond(user, inp)
+        elapsed = (time.perf_counter() - started) * 1000
+        rendered, actions = render(turn.messages)
+        print(rendered, file=out)
+        print(f"  ({turn.decision} {turn.intent or ''} {turn.score:.0f}, {elapsed:.0f} ms)", file=out)
+
+
+def render(messages: Sequence[Any]) -> tuple[str, list[dict[str, Any]]]:
+    """Messages as terminal text; returns the quick-reply actions, numbered from 1."""
+    lines: list[str] = []
+    actions: list[dict[str, Any]] = []
+    for message in messages:
+        wire = message.to_dict()
+        if wire["type"] == "text":
+            lines.append("ボット> " + wire["text"].replace("\n", "\n      "))
+        elif wire["type"] == "flex":
+            container = wire["contents"]
+            for bubble in container["contents"] if container["type"] == "carousel" else [container]:
+                lines.append(_render_bubble(bubble))
+        for item in (wire.get("quickReply") or {}).get("items", []):
+            actions.append(item["action"])
+    if actions:
+        lines.append("  " + "  ".join(f"[{n}] {a['label']}" for n, a in enumerate(actions, 1)))
+    return "\n".join(lines), actions
+
+
+def _render_bubble(bubble: dict[str, Any]) -> str:
+    texts = [c["text"] for c in bubble["body"]["contents"] if c["type"] == "text"]
+    buttons = [c["action"] for c in bubble.get("footer", {}).get("contents", []) if c["type"] == "button"]
+    out = ["  ┌ " + texts[0]] + ["  │ " + t for t in texts[1:]]
+    out += [f"  │ [{b['label']}] {b['uri']}" for b in buttons]
+    out.append("  └")
+    return "\n".join(out)

@@ -1,0 +1,346 @@
+"""One conversational turn: (user id, text or postback) -> the LINE messages to send.
+
+Data flows one way: input -> matcher -> answer content -> message builders.
+Nothing the resident wrote is stored, logged or echoed (safety-design S6, §3);
+the only memory is the opaque state kept by bot.state.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import redis
+from linebot.v3.messaging import Message
+
+from bot import messages as m
+from bot.loader import Catalog
+from bot.matching import Candidate, Matcher
+from bot.state import ConversationStore, ConvState
+from bot.subscriptions import Subscriptions
+
+log = logging.getLogger(__name__)
+_YES = {"はい", "うん", "そう", "yes", "y", "ok"}
+
+
+@dataclass(frozen=True)
+class TextInput:
+    text: str
+
+
+@dataclass(frozen=True)
+class PostbackInput:
+    data: str
+
+
+Input = TextInput | PostbackInput
+
+
+@dataclass(frozen=True)
+class Turn:
+    messages: list[Message]
+    decision: str  # answer | clarify | fallback | followup | menu | switch | notice
+    intent: str | None = None
+    score: float = 0.0
+    candidates: tuple[Candidate, ...] = ()
+    # Sensitive turns go out with the reply token only, never as a push (safety-design S1).
+    sensitive: bool = False
+    lang: str = "ja"
+    # The messages' wire form (what LINE receives), computed once; cached answers share it.
+    wire: list[dict] | None = None
+
+    def wire_messages(self) -> list[dict]:
+        return self.wire if self.wire is not None else [msg.to_dict() for msg in self.messages]
+
+
+def detect_lang(text: str) -> str:
+    letters = [c for c in text if c.isalpha()]
+    if letters and sum(c.isascii() for c in letters) / len(letters) > 0.6:
+        return "en"
+    return "ja"
+
+
+class Dialogue:
+    def __init__(self, catalog: Catalog, city: str, matcher: Matcher, store: ConversationStore,
+                 subscriptions: Subscriptions | None = None) -> None:
+        self.catalog = catalog
+        self.city = catalog.city(city)
+        self.matcher = matcher
+        self.store = store
+        self.subscriptions = subscriptions
+        self.ui = catalog.ui
+        self._built: dict[tuple, tuple[list[Message], list[dict]]] = {}
+
+    # ------------------------------------------------------------ entry point
+
+    def respond(self, user_id: str, inp: Input) -> Turn:
+        state = self.store.get(user_id)
+        if isinstance(inp, PostbackInput):
+            turn = self._postback(user_id, inp.data, state)
+        else:
+            turn = self._text(user_id, inp.text, state)
+        # Every answer is checked against LINE's limits by the tests, for every
+        # city and language; here we only log what the turn was, never the text.
+        log.info("turn decision=%s intent=%s score=%.1f", turn.decision, turn.intent, turn.score)
+        return turn
+
+    def _cached(self, key: tuple, build: Callable[[], list[Message]]) -> tuple[list[Message], list[dict]]:
+        """Answers depend only on (content, language, flags): build each once.
+
+        Building Flex models and serialising them through line-bot-sdk's models
+        costs milliseconds per answer; the cached messages are never mutated."""
+        hit = self._built.get(key)
+        if hit is None:
+            messages = build()
+            hit = self._built[key] = (messages, [msg.to_dict() for msg in messages])
+        return hit
+
+    # ------------------------------------------------------------ text
+
+    def _text(self, user_id: str, text: str, state: ConvState) -> Turn:
+        lang = state.lang or detect_lang(text)
+        picked = self._pick_pending(text, state)
+        if picked:
+            return self.answer(user_id, picked, lang, state, score=100.0)
+
+        match = self.matcher.match(text)
+        if match.decision == "answer" and match.intent:
+            return self.answer(user_id, match.intent, lang, state, match.score, match.candidates)
+        if match.decision == "followup" and match.followup:
+            return self._followup(match.followup, lang, state, match.score, match.candidates)
+        if match.decision == "clarify":
+            return self._clarify(user_id, match.candidates, lang, match.score)
+        return self._fallback(lang, match.score, match.candidates)
+
+    def _pick_pending(self, text: str, state: ConvState) -> str | None:
+        """A typed 「1」「2」 or 「はい」 chooses from the pending 「もしかして」 list."""
+        if not state.pending:
+            return None
+        answer = self.matcher.normalize(text)
+        if answer.isdigit() and 1 <= int(answer) <= len(state.pending):
+            return state.pending[int(answer) - 1]
+        if answer in _YES and len(state.pending) == 1:
+            return state.pending[0]
+        return None
+
+    # ------------------------------------------------------------ postback
+
+    def _postback(self, user_id: str, data: str, state: ConvState) -> Turn:
+        lang = state.lang or "ja"
+        pb = m.parse_postback(data)
+        if pb is None:
+            log.info("unknown postback data; showing the menu")
+            return self.menu(lang)
+        if pb.act == "intent":
+            if pb.params["id"] not in self.catalog.by_id:
+                return self.menu(lang)
+            return self.answer(user_id, pb.params["id"], lang, state, score=100.0)
+        if pb.act in ("more", "phones"):
+            return self._followup(pb.act, lang, state, 100.0, ())
+        if pb.act == "switch":
+            # S4: the last visible bubble becomes innocuous; the state goes too.
+            self.store.forget_conversation(user_id)
+            card = m.harmless_message(self.city.config.harmless_card, lang)
+            return Turn([m.with_quick_reply(card, self._menu_button(lang))], "switch", sensitive=True, lang=lang)
+        if pb.act == "notice":
+            return Turn([self._notice(lang, closing=True)], "notice", sensitive=True, lang=lang)
+        if pb.act in ("lang", "areas", "area", "topics", "topic", "done", "settings"):
+            return self._settings(user_id, pb.act, pb.params, lang)
+        return self.menu(lang)
+
+    # ------------------------------------------------------------ follow, onboarding, settings
+
+    def welcome(self, user_id: str) -> Turn:
+        """After 友だち追加: who we are, then the language (each onboarding step is skippable)."""
+        lang = self.store.get(user_id).lang or "ja"
+        actions = [m.QuickAction(self.ui[f"lang_{code}"].ja, m.postback_data("lang", l=code),
+                                 display=self.ui[f"lang_{code}"].ja) for code in ("ja", "en", "easy")]
+        actions.append(self._qa("skip_button", lang, m.postback_data("areas")))
+        msg = m.text_message(self.city.config.welcome.get(lang), actions)
+        return Turn([msg], "welcome", lang=lang)
+
+    def forget(self, user_id: str) -> None:
+        """Unfollow: everything stored about the resident goes (state, language, subscriptions)."""
+        self.store.forget_user(user_id)
+        if self.subscriptions is not None:
+            try:
+                self.subscriptions.remove_user(user_id)
+            except redis.RedisError:
+                log.warning("could not remove subscriptions on unfollow: redis unavailable")
+
+    def non_text(self, user_id: str) -> Turn:
+        lang = self.store.get(user_id).lang or "ja"
+        return Turn([m.text_message(self.ui["non_text"].get(lang), self._menu_actions(lang))], "non_text", lang=lang)
+
+    def _settings(self, user_id: str, act: str, params: dict[str, str], lang: str) -> Turn:
+        if act == "lang":
+            if params["l"] not in ("ja", "en", "easy"):
+                return self.menu(lang)
+            lang = params["l"]
+            self.store.set_lang(user_id, lang)
+            act = "areas"
+        if self.subscriptions is None:
+            return self.menu(lang)
+        try:
+            return self._settings_step(user_id, act, params, lang)
+        except redis.RedisError:
+            msg = m.text_message(self.ui["settings_unavailable"].get(lang), self._menu_actions(lang))
+            return Turn([msg], "settings", lang=lang)
+
+    def _settings_step(self, user_id: str, act: str, params: dict[str, str], lang: str) -> Turn:
+        subs = self.subscriptions
+        assert subs is not None
+        areas = {a.id: a for a in self.city.config.areas}
+        topics = {t.id: t for t in self.city.config.topics}
+        if act == "area":
+            if params["a"] not in areas:
+                return self.menu(lang)
+            subs.set_areas(user_id, [params["a"]])
+            act = "topics"
+        elif act == "topic":
+            if params["t"] not in topics:
+                return self.menu(lang)
+            subs.toggle_topic(user_id, params["t"])
+            act = "topics"
+
+        if act == "areas":
+            actions = [m.QuickAction(a.label.get(lang), m.postback_data("area", a=a.id), display=a.label.get(lang))
+                       for a in areas.values()]
+            actions.append(self._qa("skip_button", lang, m.postback_data("topics")))
+            return Turn([m.text_message(self.ui["onboard_area"].get(lang), actions)], "settings", lang=lang)
+        if act == "topics":
+            chosen = subs.get(user_id).topics
+            actions = [m.QuickAction(("✓ " if t.id in chosen else "") + t.label.get(lang),
+                                     m.postback_data("topic", t=t.id)) for t in topics.values()]
+            actions.append(self._qa("done_button", lang, m.postback_data("done")))
+            return Turn([m.text_message(self.ui["onboard_topics"].get(lang), actions)], "settings", lang=lang)
+
+        # done / settings: show the current choice
+        choice = subs.get(user_id)
+        none = self.ui["settings_none"].get(lang)
+        label: Callable[[dict, tuple[str, ...]], str] = lambda table, ids: "、".join(  # noqa: E731
+            table[i].label.get(lang) for i in ids if i in table) or none
+        text = (f"{self.ui['settings_summary'].get(lang)}\n"
+                f"・{self.ui['settings_area'].get(lang)}: {label(areas, choice.areas)}\n"
+                f"・{self.ui['settings_topics'].get(lang)}: {label(topics, choice.topics)}")
+        actions = [self._qa("change_area_button", lang, m.postback_data("areas")),
+                   self._qa("change_topics_button", lang, m.postback_data("topics"))] + self._menu_button(lang)
+        return Turn([m.text_message(text, actions)], "settings", lang=lang)
+
+    # ------------------------------------------------------------ building blocks
+
+    def answer(self, user_id: str, intent_id: str, lang: str, state: ConvState,
+               score: float = 100.0, candidates: Sequence[Candidate] = ()) -> Turn:
+        intent = self.catalog.by_id[intent_id]
+        answer = self.city.answers[intent_id]
+        sensitive = intent.flow == "sensitive"
+        crisis = intent.priority == "crisis"
+
+        # S3: the talk-history notice, once per conversation. Crisis answers stay
+        # short (§6), so there it is one tap away instead.
+        show_notice = sensitive and not crisis and not state.notice_shown
+
+        def build() -> list[Message]:
+            out: list[Message] = [m.text_message(answer.text.get(lang))]
+            if answer.desks:
+                out.append(m.desks_message([self.city.desks[d] for d in answer.desks], lang, self.ui))
+            if show_notice:
+                out.append(self._notice(lang))
+            actions: list[m.QuickAction] = []
+            if answer.show_menu:
+                actions += self._menu_actions(lang)
+            elif not (crisis and not sensitive):  # emergency: nothing else until they tap (§6)
+                if answer.more_desks:
+                    actions.append(self._qa("more_button", lang, m.postback_data("more")))
+                if any(self.city.desks[d].phones for d in answer.desks + answer.more_desks):
+                    actions.append(self._qa("phones_button", lang, m.postback_data("phones")))
+                actions += self._menu_button(lang)
+            if sensitive:
+                actions += self._safety_actions(lang)
+            m.with_quick_reply(out[-1], actions)
+            return out
+
+        out, wire = self._cached(("answer", intent_id, lang, show_notice), build)
+        self.store.remember_answer(user_id, intent_id, sensitive=sensitive,
+                                   notice_shown=show_notice or state.notice_shown)
+        self.store.count_intent(intent_id)
+        return Turn(out, "answer", intent_id, score, tuple(candidates), sensitive=sensitive, lang=lang, wire=wire)
+
+    def _followup(self, kind: str, lang: str, state: ConvState, score: float,
+                  candidates: Sequence[Candidate]) -> Turn:
+        intent_id = state.last_intent
+        if intent_id is None:
+            msg = m.text_message(self.ui["no_context"].get(lang), self._menu_actions(lang))
+            return Turn([msg], "followup", None, score, tuple(candidates), lang=lang)
+        answer = self.city.answers[intent_id]
+        sensitive = self.catalog.by_id[intent_id].flow == "sensitive"
+        tail = self._menu_button(lang) + (self._safety_actions(lang) if sensitive else [])
+        if kind == "more":
+            if not answer.more_desks:
+                out: list[Message] = [m.text_message(self.ui["no_more"].get(lang))]
+            else:
+                out = [m.desks_message([self.city.desks[d] for d in answer.more_desks], lang, self.ui)]
+        else:
+            lines = [self.ui["phones_title"].get(lang)]
+            for desk_id in answer.desks + answer.more_desks:
+                desk = self.city.desks[desk_id]
+                for phone in desk.phones:
+                    note = f"（{phone.label.get(lang)}）" if phone.label else ""
+                    lines.append(f"・{desk.name.get(lang)}{note}\n  {phone.number}")
+            out = [m.text_message("\n".join(lines))]
+        m.with_quick_reply(out[-1], tail)
+        return Turn(out, "followup", intent_id, score, tuple(candidates), sensitive=sensitive, lang=lang)
+
+    def _clarify(self, user_id: str, candidates: Sequence[Candidate], lang: str, score: float) -> Turn:
+        options = [c.intent for c in candidates[:3]]
+        self.store.remember_pending(user_id, options)
+        actions = []
+        for intent_id in options:
+            label = self.catalog.by_id[intent_id].label.get(lang)
+            actions.append(m.QuickAction(label, m.postback_data("intent", id=intent_id), display=label))
+        actions += self._menu_button(lang)
+        msg = m.text_message(self.ui["clarify"].get(lang), actions)
+        return Turn([msg], "clarify", None, score, tuple(candidates), lang=lang)
+
+    def _fallback(self, lang: str, score: float, candidates: Sequence[Candidate]) -> Turn:
+        fallback = self.city.config.fallback
+
+        def build() -> list[Message]:
+            out: list[Message] = [
+                m.text_message(fallback.text.get(lang) + "\n" + self.ui["fallback_menu"].get(lang)),
+                m.desks_message([self.city.desks[d] for d in fallback.desks], lang, self.ui),
+            ]
+            m.with_quick_reply(out[-1], self._menu_actions(lang))
+            return out
+
+        out, wire = self._cached(("fallback", lang), build)
+        return Turn(out, "fallback", None, score, tuple(candidates), lang=lang, wire=wire)
+
+    def menu(self, lang: str) -> Turn:
+        out, wire = self._cached(("menu", lang), lambda: [
+            m.text_message(self.ui["menu_title"].get(lang), self._menu_actions(lang))])
+        return Turn(out, "menu", lang=lang, wire=wire)
+
+    def _notice(self, lang: str, closing: bool = False) -> Message:
+        card = m.card_message(self.ui["notice_title"].get(lang), self.ui["notice"].get(lang))
+        if closing:
+            m.with_quick_reply(card, self._safety_actions(lang)[:1] + self._menu_button(lang))
+        return card
+
+    def _qa(self, key: str, lang: str, data: str, display: bool = True) -> m.QuickAction:
+        label = self.ui[key].get(lang)
+        return m.QuickAction(label, data, display=label if display else None)
+
+    def _menu_button(self, lang: str) -> list[m.QuickAction]:
+        return [self._qa("menu_button", lang, m.postback_data("menu"))]
+
+    def _menu_actions(self, lang: str) -> list[m.QuickAction]:
+        return [m.QuickAction(item.label.get(lang), m.postback_data("intent", id=item.intent),
+                              display=item.label.get(lang))
+                for item in self.city.config.menu]
+
+    def _safety_actions(self, lang: str) -> list[m.QuickAction]:
+        # No display text: the talk history must not say what was hidden.
+        return [self._qa("switch_button", lang, m.postback_data("switch"), display=False),
+                self._qa("notice_button", lang, m.postback_data("notice"), display=False)]

@@ -1,0 +1,140 @@
+"""Calls to the LINE Messaging API through line-bot-sdk, with timeouts, retries and honest errors.
+
+The SDK has no default timeout and no retry (line-platform.md §6.2), so every
+call here sets `_request_timeout`, and sends that may be retried carry an
+`X-Line-Retry-Key` from the first attempt. LINE errors are logged with their
+request id and status, never with tokens or the resident's text, and never raise
+into the webhook.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from linebot.v3.messaging import (
+    ApiClient,
+    ApiException,
+    Configuration,
+    Message,
+    MessagingApi,
+    MessagingApiBlob,
+    PushMessageRequest,
+    ReplyMessageRequest,
+)
+from urllib3.exceptions import HTTPError
+
+from bot.settings import Settings
+
+log = logging.getLogger(__name__)
+MONTHLY_LIMIT = "You have reached your monthly limit."
+
+
+class _Wire:
+    """A message already in LINE's wire form.
+
+    line-bot-sdk's request models serialise each message by calling its
+    `to_dict()`; handing over the form computed once (bot.dialogue caches it per
+    answer) saves re-serialising deep pydantic models on every send. The
+    messages were built and validated as SDK models first."""
+
+    __slots__ = ("_wire",)
+
+    def __init__(self, wire: dict) -> None:
+        self._wire = wire
+
+    def to_dict(self) -> dict:
+        return self._wire
+
+
+def _prepared(messages: Sequence[Message | dict]) -> list[_Wire]:
+    return [_Wire(m if isinstance(m, dict) else m.to_dict()) for m in messages]
+
+
+@dataclass(frozen=True)
+class SendResult:
+    ok: bool
+    status: int  # HTTP status; 0 when no response (timeout, connection refused)
+    request_id: str | None = None
+    error: str | None = None
+    attempts: int = 1
+
+    @property
+    def invalid_reply_token(self) -> bool:
+        return self.status == 400 and (self.error or "").startswith("Invalid reply token")
+
+    @property
+    def monthly_limit(self) -> bool:
+        return self.status == 429 and self.error == MONTHLY_LIMIT
+
+
+class LineApi:
+    def __init__(self, settings: Settings, *, retries: int = 3, backoff: float = 0.2) -> None:
+        config = Configuration(host=settings.line_api_base_url,
+                               access_token=settings.line_channel_access_token or "local-mode-token")
+        # One client per process (not per event): it holds the connection pool.
+        self.client = ApiClient(config)
+        self.api = MessagingApi(self.client)
+        self.blob = MessagingApiBlob(self.client)
+        self.timeout = settings.line_timeout_seconds
+        self.retries = retries
+        self.backoff = backoff
+
+    def close(self) -> None:
+        self.client.close()
+
+    def reply(self, reply_token: str, messages: Sequence[Message | dict]) -> SendResult:
+        # Reply takes no retry key and a token works once: a single attempt.
+        request = ReplyMessageRequest.construct(reply_token=reply_token, messages=_prepared(messages))
+        return self._call("reply", lambda: self.api.reply_message_with_http_info(
+            request, _request_timeout=self.timeout))
+
+    def push(self, to: str, messages: Sequence[Message | dict], retry_key: str | None = None) -> SendResult:
+        """Push with a retry key; 5xx and timeouts are retried with the same key, 409 is success."""
+        key = retry_key or str(uuid.uuid4())
+        request = PushMessageRequest.construct(to=to, messages=_prepared(messages))
+        return self._retrying("push", lambda: self.api.push_message_with_http_info(
+            request, x_line_retry_key=key, _request_timeout=self.timeout))
+
+    def _retrying(self, name: str, call) -> SendResult:  # noqa: ANN001
+        result = SendResult(False, 0)
+        for attempt in range(1, self.retries + 2):
+            result = self._call(name, call)
+            result = SendResult(result.ok or result.status == 409, result.status, result.request_id,
+                                result.error, attempt)
+            retryable = result.status == 0 or result.status >= 500 or (
+                result.status == 429 and not result.monthly_limit)
+            if result.ok or not retryable:
+                return result
+            time.sleep(self.backoff * 2 ** (attempt - 1))
+        return result
+
+    def _call(self, name: str, call) -> SendResult:  # noqa: ANN001
+        try:
+            response = call()
+            return SendResult(True, response.status_code, response.headers.get("x-line-request-id"))
+        except ApiException as exc:
+            headers = exc.headers or {}
+            request_id = headers.get("x-line-request-id") or headers.get("X-Line-Request-Id")
+            message = _error_message(exc.body)
+            level = logging.INFO if exc.status == 409 else logging.WARNING
+            log.log(level, "LINE %s failed: status=%s request_id=%s message=%s", name, exc.status,
+                    request_id, message)
+            return SendResult(False, exc.status or 0, request_id, message)
+        except (HTTPError, OSError) as exc:
+            log.warning("LINE %s failed without a response: %s", name, type(exc).__name__)
+            return SendResult(False, 0, None, type(exc).__name__)
+
+
+def _error_message(body: object) -> str | None:
+    if not body:
+        return None
+    try:
+        data = json.loads(body if isinstance(body, (str, bytes)) else str(body))
+        return str(data.get("message")) if isinstance(data, dict) else None
+    except ValueError:
+        return None

@@ -1,0 +1,406 @@
+"""Load intents/ and content/, validate everything, and say exactly what is wrong.
+
+Every problem names its file, key path and line. The bot refuses to start when
+any error is found (`load_catalog` raises); `python -m bot check` prints them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from bot import policy
+from bot.normalize import Normalizer
+from bot.schema import (
+    Answer,
+    AnswerFile,
+    CityFile,
+    Desk,
+    DeskFile,
+    FollowupFile,
+    Intent,
+    IntentFile,
+    OutOfScopeFile,
+    SynonymFile,
+    Text,
+    ThresholdFile,
+    Thresholds,
+    UiFile,
+)
+
+# Interface strings the code uses (content/national/ui.yaml must define them all).
+UI_KEYS = (
+    "clarify", "fallback_menu", "menu_title", "menu_button", "more_button", "phones_button",
+    "switch_button", "notice_button", "notice_title", "notice", "call_button", "web_button",
+    "chat_button", "hours", "hours_unknown", "no_phone", "checked", "desks_alt",
+    "phones_title", "no_context", "no_more", "chat_no_history", "non_text", "lang_ja", "lang_en",
+    "lang_easy", "skip_button", "done_button", "onboard_area", "onboard_topics", "settings_summary",
+    "settings_area", "settings_topics", "settings_none", "settings_button", "change_area_button",
+    "change_topics_button", "settings_unavailable",
+)
+STALE_AFTER = dt.timedelta(days=365)
+
+
+@dataclass(frozen=True)
+class Problem:
+    file: str
+    path: str
+    message: str
+    line: int | None = None
+    severity: Literal["error", "warning"] = "error"
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}" if self.line else self.file
+        key = f" {self.path}:" if self.path else ""
+        return f"{self.severity}: {where}:{key} {self.message}"
+
+
+class ContentError(Exception):
+    def __init__(self, problems: list[Problem]) -> None:
+        self.problems = problems
+        errors = [p for p in problems if p.severity == "error"]
+        super().__init__(
+            f"{len(errors)} content error(s); the bot will not start:\n"
+            + "\n".join(str(p) for p in errors)
+        )
+
+
+@dataclass(frozen=True)
+class City:
+    id: str
+    config: CityFile
+    desks: Mapping[str, Desk]  # the city's own and the national ones
+    answers: Mapping[str, Answer]
+
+
+@dataclass(frozen=True)
+class Catalog:
+    intents: tuple[Intent, ...]
+    synonyms: Mapping[str, list[str]]
+    out_of_scope: tuple[str, ...]
+    followups: Mapping[str, list[str]]
+    thresholds: Thresholds
+    cities: Mapping[str, City]
+    ui: Mapping[str, Text]
+    by_id: Mapping[str, Intent] = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "by_id", {i.id: i for i in self.intents})
+
+    def city(self, city_id: str) -> City:
+        try:
+            return self.cities[city_id]
+        except KeyError:
+            raise KeyError(f"unknown city {city_id!r}; known: {', '.join(sorted(self.cities))}") from None
+
+
+# ---------------------------------------------------------------- YAML with positions
+
+M = TypeVar("M", bound=BaseModel)
+
+
+class _Doc:
+    """One YAML file: its data, and the line of every key path."""
+
+    def __init__(self, path: Path, rel: str, problems: list[Problem]) -> None:
+        self.rel = rel
+        self.data: Any = None
+        self.node: yaml.Node | None = None
+        self.problems = problems
+        try:
+            text = path.read_text(encoding="utf-8")
+            self.node = yaml.compose(text, Loader=yaml.SafeLoader)
+            self.data = yaml.safe_load(text)
+        except yaml.MarkedYAMLError as exc:
+            mark = exc.problem_mark
+            problems.append(Problem(rel, "", f"YAML syntax: {exc.problem} {exc.context or ''}".strip(),
+                                    line=mark.line + 1 if mark else None))
+        except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+            problems.append(Problem(rel, "", f"cannot read: {exc}"))
+        if self.node is not None:
+            self._duplicate_keys(self.node, ())
+
+    def _duplicate_keys(self, node: yaml.Node, loc: tuple) -> None:
+        # PyYAML silently keeps the last of two equal keys; content authors must hear of it.
+        if isinstance(node, yaml.MappingNode):
+            seen: set[str] = set()
+            for key, value in node.value:
+                if key.value in seen:
+                    self.problems.append(Problem(self.rel, _path(loc + (key.value,)),
+                                                 "duplicate key", line=key.start_mark.line + 1))
+                seen.add(key.value)
+                self._duplicate_keys(value, loc + (key.value,))
+        elif isinstance(node, yaml.SequenceNode):
+            for i, item in enumerate(node.value):
+                self._duplicate_keys(item, loc + (i,))
+
+    def line(self, loc: Iterable[Any]) -> int | None:
+        node, best = self.node, None
+        for part in loc:
+            if node is None:
+                break
+            best = node.start_mark.line + 1
+            if isinstance(node, yaml.MappingNode):
+                node = next((v for k, v in node.value if k.value == str(part)), None)
+            elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
+                node = node.value[part]
+            else:
+                node = None
+        if node is not None:
+            best = node.start_mark.line + 1
+        return best
+
+    def problem(self, loc: Iterable[Any], message: str, severity: str = "error") -> None:
+        loc = tuple(loc)
+        self.problems.append(Problem(self.rel, _path(loc), message, line=self.line(loc),
+                                     severity=severity))  # type: ignore[arg-type]
+
+    def parse(self, model: type[M]) -> M | None:
+        if self.data is None and self.node is None:
+            if not any(p.file == self.rel for p in self.problems):
+                self.problems.append(Problem(self.rel, "", "file is empty"))
+            return None
+        try:
+            return model.model_validate(self.data)
+        except ValidationError as exc:
+            for err in exc.errors():
+                loc = tuple(err["loc"])
+                self.problem(loc, _message(err))
+            return None
+
+
+def _path(loc: Iterable[Any]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def _message(err: Mapping[str, Any]) -> str:
+    msg = str(err["msg"])
+    if msg.startswith("Value error, "):
+        msg = msg[len("Value error, "):]
+    if err["type"] == "extra_forbidden":
+        msg = "unknown key (typo?)"
+    return msg
+
+
+# ---------------------------------------------------------------- loading
+
+
+def load(root: Path, today: dt.date | None = None) -> tuple[Catalog | None, list[Problem]]:
+    """Read and check all content under root; return the catalog (None on errors) and every problem."""
+    today = today or dt.date.today()
+    problems: list[Problem] = []
+
+    def doc(path: Path) -> _Doc:
+        return _Doc(path, str(path.relative_to(root)), problems)
+
+    intents_dir, content_dir = root / "intents", root / "content"
+    special = {"_synonyms.yaml", "_out_of_scope.yaml", "_followups.yaml", "_thresholds.yaml"}
+    for name in sorted(special):
+        if not (intents_dir / name).is_file():
+            problems.append(Problem(f"intents/{name}", "", "file is missing"))
+
+    intents: list[tuple[Intent, _Doc, int]] = []
+    for path in sorted(intents_dir.glob("*.yaml")):
+        if path.name in special:
+            continue
+        d = doc(path)
+        parsed = d.parse(IntentFile)
+        if parsed:
+            intents.extend((intent, d, i) for i, intent in enumerate(parsed.intents))
+    for path in sorted(intents_dir.glob("*.yml")):
+        problems.append(Problem(str(path.relative_to(root)), "", "use the .yaml extension"))
+
+    def special_file(name: str, model: type[M]) -> tuple[M | None, _Doc | None]:
+        path = intents_dir / name
+        if not path.is_file():
+            return None, None
+        d = doc(path)
+        return d.parse(model), d
+
+    synonyms, _ = special_file("_synonyms.yaml", SynonymFile)
+    oos, oos_doc = special_file("_out_of_scope.yaml", OutOfScopeFile)
+    followups, _ = special_file("_followups.yaml", FollowupFile)
+    thresholds, _ = special_file("_thresholds.yaml", ThresholdFile)
+
+    normalize = Normalizer(synonyms.synonyms if synonyms else {})
+    _check_intents(intents, oos, oos_doc, normalize)
+
+    ui_doc = doc(content_dir / "national" / "ui.yaml") if (content_dir / "national" / "ui.yaml").is_file() else None
+    ui = ui_doc.parse(UiFile) if ui_doc else None
+    if ui_doc is None:
+        problems.append(Problem("content/national/ui.yaml", "", "file is missing"))
+    elif ui:
+        for key in UI_KEYS:
+            if key not in ui.ui:
+                ui_doc.problem(("ui",), f"missing interface string {key!r}")
+        for key, text in ui.ui.items():
+            _never_say(ui_doc, ("ui", key), text)
+
+    national = _load_desks(content_dir / "national" / "desks.yaml", doc, {}, today, required=True, problems=problems)
+    intent_ids = {i.id: i for i, _, _ in intents}
+    cities: dict[str, City] = {}
+    city_dirs = sorted(p.parent for p in content_dir.glob("*/city.yaml"))
+    if not city_dirs:
+        problems.append(Problem("content", "", "no city profile (content/<city>/city.yaml)"))
+    for city_dir in city_dirs:
+        city = _load_city(city_dir, doc, national, intent_ids, today, problems)
+        if city:
+            cities[city.id] = city
+
+    if any(p.severity == "error" for p in problems):
+        return None, problems
+    assert synonyms and oos and followups and thresholds and ui
+    catalog = Catalog(
+        intents=tuple(i for i, _, _ in intents),
+        synonyms=synonyms.synonyms,
+        out_of_scope=tuple(oos.examples),
+        followups=followups.followups,
+        thresholds=thresholds.thresholds,
+        cities=cities,
+        ui=ui.ui,
+    )
+    return catalog, problems
+
+
+def load_catalog(root: Path, today: dt.date | None = None) -> Catalog:
+    catalog, problems = load(root, today)
+    if catalog is None:
+        raise ContentError(problems)
+    return catalog
+
+
+def _check_intents(intents: list[tuple[Intent, _Doc, int]], oos: OutOfScopeFile | None,
+                   oos_doc: _Doc | None, normalize: Normalizer) -> None:
+    seen_ids: dict[str, str] = {}
+    owner: dict[str, tuple[str, str]] = {}  # normalised example -> (intent id, where)
+    for intent, d, i in intents:
+        if intent.id in seen_ids:
+            d.problem(("intents", i, "id"), f"duplicate intent id {intent.id!r} (also in {seen_ids[intent.id]})")
+        seen_ids[intent.id] = d.rel
+        own: set[str] = set()
+        for j, example in enumerate(intent.examples):
+            key = normalize(example)
+            loc = ("intents", i, "examples", j)
+            if not key:
+                d.problem(loc, f"example {example!r} is empty after normalisation")
+                continue
+            if key in owner and owner[key][0] != intent.id:
+                d.problem(loc, f"example {example!r} is also claimed by {owner[key][0]!r} ({owner[key][1]})")
+            elif key in own:
+                d.problem(loc, f"example {example!r} is repeated", severity="warning")
+            owner.setdefault(key, (intent.id, f"{d.rel}:{d.line(loc)}"))
+            own.add(key)
+        for j, negative in enumerate(intent.negative_examples):
+            if normalize(negative) in own:
+                d.problem(("intents", i, "negative_examples", j),
+                          f"negative example {negative!r} is also one of this intent's examples")
+        for j, keyword in enumerate(intent.keywords):
+            if len(normalize(keyword)) < 2 and not keyword.isascii():
+                d.problem(("intents", i, "keywords", j), f"keyword {keyword!r} is too short to be a strong cue")
+    if oos and oos_doc:
+        for j, example in enumerate(oos.examples):
+            key = normalize(example)
+            if key in owner:
+                oos_doc.problem(("examples", j), f"out-of-scope example {example!r} is an example of {owner[key][0]!r}")
+
+
+def _load_desks(path: Path, doc: Any, national: Mapping[str, Desk], today: dt.date,
+                required: bool, problems: list[Problem]) -> dict[str, Desk]:
+    if not path.is_file():
+        if required:
+            problems.append(Problem(str(path.name), "", "file is missing"))
+        return {}
+    d: _Doc = doc(path)
+    parsed = d.parse(DeskFile)
+    if not parsed:
+        return {}
+    desks: dict[str, Desk] = {}
+    for i, desk in enumerate(parsed.desks):
+        if desk.id in desks or desk.id in national:
+            d.problem(("desks", i, "id"), f"duplicate desk id {desk.id!r}")
+        desks[desk.id] = desk
+        if today - desk.last_checked > STALE_AFTER:
+            d.problem(("desks", i, "last_checked"),
+                      f"{desk.id}: last checked {desk.last_checked}, over a year ago: re-confirm before launch",
+                      severity="warning")
+        if desk.last_checked > today:
+            d.problem(("desks", i, "last_checked"), f"{desk.id}: last_checked is in the future")
+        for field_name in ("about", "hours"):
+            text = getattr(desk, field_name)
+            if text:
+                _never_say(d, ("desks", i, field_name), text)
+    return desks
+
+
+def _load_city(city_dir: Path, doc: Any, national: Mapping[str, Desk], intents: Mapping[str, Intent],
+               today: dt.date, problems: list[Problem]) -> City | None:
+    rel = city_dir.name
+    city_doc: _Doc = doc(city_dir / "city.yaml")
+    config = city_doc.parse(CityFile)
+    own = _load_desks(city_dir / "desks.yaml", doc, national, today, required=False, problems=problems)
+    desks = {**national, **own}
+    answers_path = city_dir / "answers.yaml"
+    if not answers_path.is_file():
+        problems.append(Problem(f"content/{rel}/answers.yaml", "", "file is missing"))
+        return None
+    answers_doc: _Doc = doc(answers_path)
+    parsed = answers_doc.parse(AnswerFile)
+    if config is None or parsed is None:
+        return None
+    if config.id != rel:
+        city_doc.problem(("id",), f"city id {config.id!r} must match its folder {rel!r}")
+
+    for intent_id in intents:
+        if intent_id not in parsed.answers:
+            answers_doc.problem(("answers",), f"no answer for intent {intent_id!r} in city {rel!r}")
+    for intent_id, answer in parsed.answers.items():
+        loc = ("answers", intent_id)
+        intent = intents.get(intent_id)
+        if intent is None:
+            answers_doc.problem(loc, f"answer for unknown intent {intent_id!r}")
+            continue
+        for key in ("desks", "more_desks"):
+            for j, desk_id in enumerate(getattr(answer, key)):
+                if desk_id not in desks:
+                    answers_doc.problem(loc + (key, j), f"unknown desk {desk_id!r}")
+                elif not desks[desk_id].reachable:
+                    answers_doc.problem(loc + (key, j), f"desk {desk_id!r} has no phone, url or chat_url to show")
+        if intent.priority == "crisis":
+            first = desks.get(answer.desks[0]) if answer.desks else None
+            if first is None or not first.emergency:
+                answers_doc.problem(loc + ("desks",), "a crisis answer must list 110 or 119 first (safety-design §6)")
+        _never_say(answers_doc, loc + ("text",), answer.text)
+        for value in answer.text.values():
+            if len(value.encode("utf-16-le")) // 2 > 5000:
+                answers_doc.problem(loc + ("text",), "text is over LINE's 5,000 UTF-16 units")
+
+    for j, item in enumerate(config.menu):
+        if item.intent not in intents:
+            city_doc.problem(("menu", j, "intent"), f"unknown intent {item.intent!r}")
+    for j, desk_id in enumerate(config.fallback.desks):
+        if desk_id not in desks or not desks[desk_id].reachable:
+            city_doc.problem(("fallback", "desks", j), f"unknown or unreachable desk {desk_id!r}")
+    _never_say(city_doc, ("fallback", "text"), config.fallback.text)
+    for key in ("title", "body"):
+        _never_say(city_doc, ("harmless_card", key), getattr(config.harmless_card, key))
+        word = next(filter(None, (policy.forbidden_label_word(v)
+                                  for v in getattr(config.harmless_card, key).values())), None)
+        if word:
+            city_doc.problem(("harmless_card", key), f"the harmless card must not mention {word!r}")
+    return City(id=rel, config=config, desks=desks, answers=parsed.answers)
+
+
+def _never_say(d: _Doc, loc: tuple, text: Text) -> None:
+    for value in text.values():
+        phrase = policy.never_say_phrase(value)
+        if phrase:
+            d.problem(loc, f"contains {phrase!r}, which is on the never-say list (safety-design §5.1)")

@@ -1,0 +1,207 @@
+"""Build LINE message objects (line-bot-sdk models) and keep them inside LINE's limits.
+
+Desks become Flex bubbles with a tel: button per number and a url button when
+there is one; postback data is our own small query string, parsed strictly.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qsl, urlencode
+
+from linebot.v3.messaging import (
+    FlexContainer,
+    FlexMessage,
+    Message,
+    PostbackAction,
+    QuickReply,
+    QuickReplyItem,
+    TextMessage,
+)
+
+from bot.schema import Card, Desk, Text
+
+MAX_MESSAGES = 5
+MAX_TEXT_UTF16 = 5000
+MAX_QUICK_REPLIES = 13
+MAX_LABEL = 20
+MAX_ALT_TEXT = 1500
+MAX_BUBBLES = 12
+MAX_POSTBACK_DATA = 300
+MAX_BUBBLE_BYTES = 30_000
+
+# act -> the parameters it takes. Anything else is not ours and gets the menu.
+POSTBACK_ACTS: Mapping[str, frozenset[str]] = {
+    "menu": frozenset(),
+    "intent": frozenset({"id"}),
+    "more": frozenset(),
+    "phones": frozenset(),
+    "switch": frozenset(),
+    "notice": frozenset(),
+    # onboarding and alert settings
+    "lang": frozenset({"l"}),
+    "areas": frozenset(),
+    "area": frozenset({"a"}),
+    "topics": frozenset(),
+    "topic": frozenset({"t"}),
+    "done": frozenset(),
+    "settings": frozenset(),
+}
+
+
+@dataclass(frozen=True)
+class Postback:
+    act: str
+    params: Mapping[str, str]
+
+
+def postback_data(act: str, **params: str) -> str:
+    assert act in POSTBACK_ACTS and set(params) == POSTBACK_ACTS[act], (act, params)
+    return urlencode({"act": act, **params})
+
+
+def parse_postback(data: str) -> Postback | None:
+    """Our postback, or None for anything malformed or unknown."""
+    if not isinstance(data, str) or not data or len(data) > MAX_POSTBACK_DATA:
+        return None
+    try:
+        pairs = parse_qsl(data, keep_blank_values=False, strict_parsing=True)
+    except ValueError:
+        return None
+    params = dict(pairs)
+    if len(params) != len(pairs):
+        return None
+    act = params.pop("act", None)
+    if act not in POSTBACK_ACTS or set(params) != POSTBACK_ACTS[act]:
+        return None
+    return Postback(act, params)
+
+
+@dataclass(frozen=True)
+class QuickAction:
+    label: str
+    data: str
+    # What appears as the resident's bubble; None leaves no trace in the talk
+    # (used for 「画面を切り替える」 so the history does not say what was hidden).
+    display: str | None = None
+
+
+def quick_reply(actions: Sequence[QuickAction]) -> QuickReply | None:
+    if not actions:
+        return None
+    return QuickReply(items=[
+        QuickReplyItem(action=PostbackAction(label=_fit(a.label), data=a.data, display_text=a.display))
+        for a in actions[:MAX_QUICK_REPLIES]
+    ])
+
+
+def _fit(label: str) -> str:
+    return label if len(label) <= MAX_LABEL else label[: MAX_LABEL - 1] + "…"
+
+
+def text_message(body: str, actions: Sequence[QuickAction] = ()) -> TextMessage:
+    return TextMessage(text=body, quick_reply=quick_reply(actions))
+
+
+def with_quick_reply(message: Message, actions: Sequence[QuickAction]) -> Message:
+    """Quick replies show only on the last message of a reply, so attach them there."""
+    message.quick_reply = quick_reply(actions)
+    return message
+
+
+def _t(text: str, **style: Any) -> dict[str, Any]:
+    return {"type": "text", "text": text, "wrap": True, **style}
+
+
+def desk_bubble(desk: Desk, lang: str, ui: Mapping[str, Text]) -> dict[str, Any]:
+    body: list[dict[str, Any]] = [_t(desk.name.get(lang), weight="bold", size="md")]
+    if desk.about:
+        body.append(_t(desk.about.get(lang), size="sm", color="#555555"))
+    for phone in desk.phones:
+        line = f"☎ {phone.number}"
+        if phone.label:
+            line += f"（{phone.label.get(lang)}）" if lang != "en" else f" ({phone.label.get(lang)})"
+        body.append(_t(line, size="sm"))
+    if not desk.phones:
+        body.append(_t(ui["no_phone"].get(lang), size="sm", color="#555555"))
+    hours = f"{ui['hours'].get(lang)}: {desk.hours.get(lang)}" if desk.hours else ui["hours_unknown"].get(lang)
+    body.append(_t(hours, size="xs", color="#555555"))
+    body.append(_t(f"{ui['checked'].get(lang)}: {desk.last_checked.isoformat()}", size="xxs", color="#888888"))
+
+    buttons: list[dict[str, Any]] = []
+    call = ui["call_button"].get(lang)
+    for i, phone in enumerate(desk.phones[:3]):
+        label = f"{call} {phone.number}"
+        buttons.append({
+            "type": "button", "style": "primary" if i == 0 else "secondary", "height": "sm",
+            "action": {"type": "uri", "label": label if len(label) <= MAX_LABEL else _fit(phone.number),
+                       "uri": phone.tel_uri},
+        })
+    if desk.chat_url:
+        buttons.append({"type": "button", "style": "secondary", "height": "sm",
+                        "action": {"type": "uri", "label": _fit(ui["chat_button"].get(lang)), "uri": desk.chat_url}})
+        body.append(_t(ui["chat_no_history"].get(lang), size="xs", color="#555555"))
+    if desk.url:
+        buttons.append({"type": "button", "style": "link", "height": "sm",
+                        "action": {"type": "uri", "label": _fit(ui["web_button"].get(lang)), "uri": desk.url}})
+    bubble: dict[str, Any] = {
+        "type": "bubble", "size": "kilo",
+        "body": {"type": "box", "layout": "vertical", "spacing": "sm", "contents": body},
+    }
+    if buttons:
+        bubble["footer"] = {"type": "box", "layout": "vertical", "spacing": "sm", "contents": buttons}
+    return bubble
+
+
+def desks_message(desks: Sequence[Desk], lang: str, ui: Mapping[str, Text]) -> FlexMessage:
+    bubbles = [desk_bubble(d, lang, ui) for d in desks[:MAX_BUBBLES]]
+    contents = bubbles[0] if len(bubbles) == 1 else {"type": "carousel", "contents": bubbles}
+    # altText shows on the lock screen: always the neutral 「相談窓口のご案内」 (S2).
+    return FlexMessage(alt_text=ui["desks_alt"].get(lang), contents=FlexContainer.from_dict(contents))
+
+
+def card_message(title: str, body: str) -> FlexMessage:
+    bubble = {
+        "type": "bubble", "size": "kilo",
+        "body": {"type": "box", "layout": "vertical", "spacing": "md",
+                 "contents": [_t(title, weight="bold", size="md"), _t(body, size="sm")]},
+    }
+    return FlexMessage(alt_text=title, contents=FlexContainer.from_dict(bubble))
+
+
+def harmless_message(card: Card, lang: str) -> FlexMessage:
+    return card_message(card.title.get(lang), card.body.get(lang))
+
+
+def check_limits(messages: Sequence[Message]) -> list[str]:
+    """Every way these messages would be rejected by LINE (empty when fine)."""
+    problems: list[str] = []
+    if not 1 <= len(messages) <= MAX_MESSAGES:
+        problems.append(f"{len(messages)} messages (LINE takes 1-{MAX_MESSAGES})")
+    for n, message in enumerate(messages):
+        wire = message.to_dict()
+        if wire["type"] == "text" and len(wire["text"].encode("utf-16-le")) // 2 > MAX_TEXT_UTF16:
+            problems.append(f"message {n}: text over {MAX_TEXT_UTF16} UTF-16 units")
+        if wire["type"] == "flex":
+            if len(wire["altText"]) > MAX_ALT_TEXT:
+                problems.append(f"message {n}: altText too long")
+            container = wire["contents"]
+            bubbles = container["contents"] if container["type"] == "carousel" else [container]
+            if len(bubbles) > MAX_BUBBLES:
+                problems.append(f"message {n}: {len(bubbles)} bubbles")
+            for bubble in bubbles:
+                if len(json.dumps(bubble, ensure_ascii=False).encode()) > MAX_BUBBLE_BYTES:
+                    problems.append(f"message {n}: a bubble is over 30 KB")
+        items = (wire.get("quickReply") or {}).get("items", [])
+        if len(items) > MAX_QUICK_REPLIES:
+            problems.append(f"message {n}: {len(items)} quick replies")
+        for item in items:
+            action = item["action"]
+            if len(action.get("label", "")) > MAX_LABEL:
+                problems.append(f"message {n}: quick-reply label {action['label']!r} over {MAX_LABEL}")
+            if len(action.get("data", "")) > MAX_POSTBACK_DATA:
+                problems.append(f"message {n}: postback data over {MAX_POSTBACK_DATA}")
+    return problems

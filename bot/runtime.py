@@ -1,0 +1,59 @@
+"""Wire the parts together once per process: settings -> Redis, content, matcher, dialogue.
+
+Every surface (CLI now; webhook, staff API and console later) gets its domain
+objects from here, so none of them builds its own.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+from bot.dialogue import Dialogue
+from bot.loader import Catalog, load_catalog
+from bot.matching import Matcher
+from bot.settings import Settings
+from bot.state import ConversationStore
+from bot.store import RedisHandle, connect
+from bot.subscriptions import Subscriptions
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    catalog: Catalog
+    matcher: Matcher
+    redis: RedisHandle
+    store: ConversationStore
+    _dialogues: dict[str, Dialogue] = field(default_factory=dict)
+
+    def dialogue(self, city: str | None = None) -> Dialogue:
+        city = city or self.settings.city
+        if city not in self._dialogues:
+            subscriptions = Subscriptions(self.redis.client, city)
+            self._dialogues[city] = Dialogue(self.catalog, city, self.matcher, self.store, subscriptions)
+        return self._dialogues[city]
+
+    def close(self) -> None:
+        self.redis.close()
+
+
+def build(settings: Settings, *, catalog: Catalog | None = None, matcher: Matcher | None = None) -> Runtime:
+    """Load and validate content first (refuse to start on errors), then connect Redis.
+
+    A caller that already holds a validated catalog (and its matcher) may pass them in.
+    """
+    catalog = catalog or load_catalog(settings.content_root)
+    catalog.city(settings.city)  # unknown BOT_CITY fails here, at start-up
+    matcher = matcher or Matcher(catalog)
+    handle = connect(settings.redis_url, settings.data_dir)
+    store = ConversationStore(
+        handle.client,
+        [i.id for i in catalog.intents],
+        salt=settings.id_salt,
+        ttl=settings.state_ttl_seconds,
+        sensitive_ttl=settings.sensitive_state_ttl_seconds,
+    )
+    return Runtime(settings, catalog, matcher, handle, store)

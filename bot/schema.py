@@ -1,0 +1,217 @@
+"""Schemas for intents/ and content/: wrong content cannot be loaded.
+
+Field-level rules live here (types, formats, neutral labels, phone syntax);
+rules that span files (every intent answered, desks exist) live in loader.py.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+
+from bot import policy
+
+LANGS = ("ja", "en", "easy")
+Lang = Literal["ja", "en", "easy"]
+
+ID_PATTERN = r"^[a-z][a-z0-9_]*$"
+Id = Annotated[str, Field(pattern=ID_PATTERN, max_length=64)]
+Url = Annotated[str, Field(pattern=r"^https?://\S+$")]
+NonEmpty = Annotated[str, Field(min_length=1)]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Text(Strict):
+    """A text in Japanese (required), English and やさしい日本語."""
+
+    ja: NonEmpty
+    en: NonEmpty | None = None
+    easy: NonEmpty | None = None
+
+    def get(self, lang: str) -> str:
+        if lang == "en":
+            return self.en or self.ja
+        if lang == "easy":
+            return self.easy or self.ja
+        return self.ja
+
+    def values(self) -> list[str]:
+        return [v for v in (self.ja, self.en, self.easy) if v]
+
+
+def _neutral(label: Text) -> Text:
+    for value in label.values():
+        word = policy.forbidden_label_word(value)
+        if word:
+            raise ValueError(f"label {value!r} contains {word!r}; labels must stay neutral (safety-design S2)")
+        if len(value) > 20:
+            raise ValueError(f"label {value!r} is longer than 20 characters (LINE action label limit)")
+    return label
+
+
+Label = Annotated[Text, AfterValidator(_neutral)]
+
+
+# ---------------------------------------------------------------- intents
+
+
+class Intent(Strict):
+    id: Id
+    priority: Literal["crisis", "normal"] = "normal"
+    flow: Literal["normal", "sensitive"] = "normal"
+    label: Label
+    keywords: list[NonEmpty] = []
+    examples: list[NonEmpty] = Field(min_length=1)
+    negative_examples: list[NonEmpty] = []
+
+
+class IntentFile(Strict):
+    intents: list[Intent] = Field(min_length=1)
+
+
+class SynonymFile(Strict):
+    synonyms: dict[NonEmpty, list[NonEmpty]]
+
+
+class OutOfScopeFile(Strict):
+    examples: list[NonEmpty] = Field(min_length=1)
+
+
+class FollowupFile(Strict):
+    followups: dict[Literal["phone", "more"], list[NonEmpty]]
+
+
+class Thresholds(Strict):
+    confident: float = Field(ge=0, le=100)
+    margin: float = Field(ge=0, le=100)
+    floor: float = Field(ge=0, le=100)
+    crisis: float = Field(ge=0, le=100)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Thresholds:
+        if not self.floor <= self.confident:
+            raise ValueError("floor must not be above confident")
+        return self
+
+
+class ThresholdFile(Strict):
+    thresholds: Thresholds
+
+
+# ---------------------------------------------------------------- desks
+
+_PHONE_CHARS = re.compile(r"^[0-9０-９#＃\-－‐ー()（）\s]+$")
+
+
+def _phone_syntax(number: str) -> str:
+    if not _PHONE_CHARS.match(number):
+        raise ValueError(f"phone {number!r} has characters other than digits, #, hyphens, brackets")
+    if len(tel_digits(number)) < 3:
+        raise ValueError(f"phone {number!r} has fewer than 3 digits")
+    return number
+
+
+def tel_digits(number: str) -> str:
+    """The dialable form of a printed number: '096-328- 2716' -> '0963282716'."""
+    import unicodedata
+
+    folded = unicodedata.normalize("NFKC", number)
+    return "".join(ch for ch in folded if ch.isdigit() or ch == "#")
+
+
+class Phone(Strict):
+    number: Annotated[str, AfterValidator(_phone_syntax)]
+    label: Text | None = None
+
+    @property
+    def tel_uri(self) -> str:
+        # '#' must be percent-encoded in a tel: URI.
+        return "tel:" + tel_digits(self.number).replace("#", "%23")
+
+
+class Desk(Strict):
+    id: Id
+    name: Text
+    about: Text | None = None
+    phones: list[Phone] = []
+    hours: Text | None = None
+    url: Url | None = None
+    chat_url: Url | None = None
+    sources: list[NonEmpty] = Field(min_length=1)
+    last_checked: dt.date
+    status: Literal["verified", "unverified"]
+    note: str | None = None
+
+    @property
+    def reachable(self) -> bool:
+        """Whether a resident could contact it from a card (kept in data either way)."""
+        return bool(self.phones or self.url or self.chat_url)
+
+    @property
+    def emergency(self) -> bool:
+        return any(tel_digits(p.number) in ("110", "119") for p in self.phones)
+
+
+class DeskFile(Strict):
+    desks: list[Desk] = Field(min_length=1)
+
+
+# ---------------------------------------------------------------- answers and cities
+
+
+class Answer(Strict):
+    text: Text
+    desks: list[Id] = []
+    more_desks: list[Id] = []
+    show_menu: bool = False  # offer the city menu as quick replies (greeting, help_menu ...)
+
+
+class AnswerFile(Strict):
+    answers: dict[Id, Answer]
+
+
+class MenuItem(Strict):
+    intent: Id
+    label: Label
+
+
+class Fallback(Strict):
+    text: Text
+    desks: list[Id] = Field(min_length=1)
+
+
+class Card(Strict):
+    title: Text
+    body: Text
+
+
+class Area(Strict):
+    id: Id
+    label: Label
+
+
+class Topic(Strict):
+    # A closed list: DV, sexual-violence and victim help can never be a topic (S1).
+    id: Literal["fraud", "suspicious", "missing", "emergency", "safety"]
+    label: Label
+
+
+class CityFile(Strict):
+    id: Id
+    name: Text
+    menu: list[MenuItem] = Field(min_length=1, max_length=12)
+    fallback: Fallback
+    harmless_card: Card
+    welcome: Text
+    areas: list[Area] = Field(min_length=1, max_length=11)
+    topics: list[Topic] = Field(min_length=1, max_length=11)
+
+
+class UiFile(Strict):
+    ui: dict[Id, Text]

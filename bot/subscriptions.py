@@ -1,0 +1,79 @@
+"""Who wants which alerts: topics x areas, as Redis sets per city.
+
+Keys (the user id is needed here: alerts are multicast to these ids):
+- `sub:<city>:user:<userId>`: hash {areas: "chuo,kita", topics: "fraud,safety"}
+- `sub:<city>:area:<area>` and `sub:<city>:topic:<topic>`: sets of user ids;
+  the area `all` means the whole city.
+Topics are a fixed list: DV, sexual violence and victim help are never topics
+(safety-design S1), so no code path can subscribe anyone to them. Everything
+about a user is removed on unfollow.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import redis
+
+TOPICS = ("fraud", "suspicious", "missing", "emergency", "safety")
+ALL_AREAS = "all"
+
+
+@dataclass(frozen=True)
+class Choice:
+    areas: tuple[str, ...] = ()
+    topics: tuple[str, ...] = ()
+
+
+class Subscriptions:
+    def __init__(self, client: redis.Redis, city: str) -> None:
+        self.redis = client
+        self.city = city
+
+    def _user(self, user_id: str) -> str:
+        return f"sub:{self.city}:user:{user_id}"
+
+    def get(self, user_id: str) -> Choice:
+        data = self.redis.hgetall(self._user(user_id))
+        split = lambda v: tuple(x for x in (v or "").split(",") if x)  # noqa: E731
+        return Choice(split(data.get("areas")), split(data.get("topics")))
+
+    def set_areas(self, user_id: str, areas: Iterable[str]) -> Choice:
+        return self._replace(user_id, areas=tuple(dict.fromkeys(areas)))
+
+    def set_topics(self, user_id: str, topics: Iterable[str]) -> Choice:
+        topics = tuple(dict.fromkeys(topics))
+        unknown = [t for t in topics if t not in TOPICS]
+        if unknown:
+            raise ValueError(f"not a subscription topic: {unknown}")
+        return self._replace(user_id, topics=topics)
+
+    def toggle_topic(self, user_id: str, topic: str) -> Choice:
+        current = self.get(user_id).topics
+        wanted = tuple(t for t in current if t != topic) if topic in current else current + (topic,)
+        return self.set_topics(user_id, wanted)
+
+    def _replace(self, user_id: str, *, areas: tuple[str, ...] | None = None,
+                 topics: tuple[str, ...] | None = None) -> Choice:
+        old = self.get(user_id)
+        new = Choice(old.areas if areas is None else areas, old.topics if topics is None else topics)
+        pipe = self.redis.pipeline(transaction=True)
+        for kind, before, after in (("area", old.areas, new.areas), ("topic", old.topics, new.topics)):
+            for value in set(before) - set(after):
+                pipe.srem(f"sub:{self.city}:{kind}:{value}", user_id)
+            for value in set(after) - set(before):
+                pipe.sadd(f"sub:{self.city}:{kind}:{value}", user_id)
+        pipe.hset(self._user(user_id), mapping={"areas": ",".join(new.areas), "topics": ",".join(new.topics)})
+        pipe.execute()
+        return new
+
+    def remove_user(self, user_id: str) -> None:
+        old = self.get(user_id)
+        pipe = self.redis.pipeline(transaction=True)
+        for area in old.areas:
+            pipe.srem(f"sub:{self.city}:area:{area}", user_id)
+        for topic in old.topics:
+            pipe.srem(f"sub:{self.city}:topic:{topic}", user_id)
+        pipe.delete(self._user(user_id))
+        pipe.execute()

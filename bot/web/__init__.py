@@ -1,0 +1,1 @@
+"""Flask surfaces: one blueprint per surface (webhook, simulator, ...)."""

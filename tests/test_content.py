@@ -1,0 +1,174 @@
+"""Content validation: the shipped content is valid, and broken content is caught
+with its file, key path and line, and the bot refuses to start on it."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+from bot.cli import cmd_check
+from bot.loader import ContentError, load, load_catalog
+from bot.runtime import build
+from bot.schema import tel_digits
+from bot.settings import REPO_ROOT
+
+DESKS_REFERENCE = REPO_ROOT / "docs" / "reference" / "desks.md"
+
+
+def errors_of(root: Path) -> list[str]:
+    _, problems = load(root)
+    return [str(p) for p in problems if p.severity == "error"]
+
+
+def edit_yaml(path: Path, change) -> None:
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    change(data)
+    path.write_text(yaml.safe_dump(data, allow_unicode=True, sort_keys=False), encoding="utf-8")
+
+
+def test_shipped_content_is_valid(catalog):
+    assert {"kumamoto", "minato"} <= set(catalog.cities)
+    for required in ("emergency", "suicide_crisis", "fraud_phone", "fraud_online", "dv"):
+        assert required in catalog.by_id
+
+
+def test_check_command_reports_ok_for_shipped_content(capsys):
+    assert cmd_check(REPO_ROOT, quiet_warnings=True) == 0
+    assert "OK:" in capsys.readouterr().out
+
+
+def test_broken_yaml_names_file_and_line(content_copy, capsys):
+    path = content_copy / "intents" / "fraud.yaml"
+    lines = path.read_text(encoding="utf-8").splitlines()
+    lines.insert(5, "    - [unclosed")
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    assert cmd_check(content_copy) == 1
+    out = capsys.readouterr().out
+    assert re.search(r"error: intents/fraud\.yaml:\d+: YAML syntax", out), out
+    assert "the bot will not start" in out
+
+
+def test_unknown_key_is_reported_with_path_and_line(content_copy):
+    path = content_copy / "content" / "kumamoto" / "answers.yaml"
+    edit_yaml(path, lambda d: d["answers"]["fraud_phone"].update(dekss=["x"]))
+    errors = errors_of(content_copy)
+    assert any("content/kumamoto/answers.yaml:" in e and "answers.fraud_phone.dekss" in e and "unknown key" in e
+               for e in errors), errors
+
+
+def test_missing_answer_for_an_intent_is_an_error(content_copy):
+    edit_yaml(content_copy / "content" / "minato" / "answers.yaml", lambda d: d["answers"].pop("dv"))
+    assert any("no answer for intent 'dv' in city 'minato'" in e for e in errors_of(content_copy))
+
+
+def test_unknown_desk_reference_is_an_error(content_copy):
+    edit_yaml(content_copy / "content" / "kumamoto" / "answers.yaml",
+              lambda d: d["answers"]["fraud_online"]["desks"].append("no_such_desk"))
+    assert any("answers.fraud_online.desks[" in e and "unknown desk 'no_such_desk'" in e
+               for e in errors_of(content_copy))
+
+
+def test_crisis_answer_must_lead_with_110_or_119(content_copy):
+    def lead_with_a_desk(d):
+        d["answers"]["emergency"]["desks"].insert(0, "kumamoto_police_consultation_9110")
+    edit_yaml(content_copy / "content" / "kumamoto" / "answers.yaml", lead_with_a_desk)
+    assert any("must list 110 or 119 first" in e for e in errors_of(content_copy))
+
+
+def test_label_naming_the_topic_is_rejected(content_copy):
+    def label(d):
+        d["menu"][0]["label"]["ja"] = "DV相談"
+    edit_yaml(content_copy / "content" / "kumamoto" / "city.yaml", label)
+    assert any("city.yaml" in e and "menu[0].label" in e and "neutral" in e for e in errors_of(content_copy))
+
+
+def test_example_claimed_by_two_intents_is_an_error(content_copy):
+    def steal(d):
+        d["intents"][0]["examples"].append("夫に殴られる")
+    edit_yaml(content_copy / "intents" / "fraud.yaml", steal)
+    assert any("is also claimed by" in e for e in errors_of(content_copy))
+
+
+def test_never_say_phrase_in_an_answer_is_an_error(content_copy):
+    def blame(d):
+        d["answers"]["dv"]["text"]["en"] += " Why didn't you leave earlier?"
+    edit_yaml(content_copy / "content" / "kumamoto" / "answers.yaml", blame)
+    assert any("never-say" in e and "answers.dv.text" in e for e in errors_of(content_copy))
+
+
+def test_duplicate_yaml_key_is_an_error(content_copy):
+    path = content_copy / "content" / "kumamoto" / "city.yaml"
+    path.write_text(path.read_text(encoding="utf-8") + "\nid: kumamoto\n", encoding="utf-8")
+    assert any("duplicate key" in e for e in errors_of(content_copy))
+
+
+def test_desk_without_source_cannot_load(content_copy):
+    edit_yaml(content_copy / "content" / "kumamoto" / "desks.yaml", lambda d: d["desks"][0].update(sources=[]))
+    assert any("desks[0].sources" in e for e in errors_of(content_copy))
+
+
+def test_invented_characters_in_a_phone_are_rejected(content_copy):
+    edit_yaml(content_copy / "content" / "kumamoto" / "desks.yaml",
+              lambda d: d["desks"][0]["phones"].append({"number": "call me maybe"}))
+    assert any("desks[0].phones" in e for e in errors_of(content_copy))
+
+
+def test_stale_desks_are_warnings_not_errors():
+    _, problems = load(REPO_ROOT, today=dt.date(2026, 12, 3))
+    stale = [p for p in problems if "re-confirm before launch" in p.message]
+    assert stale and all(p.severity == "warning" for p in stale)
+
+
+def test_bot_refuses_to_start_on_invalid_content(content_copy, settings):
+    edit_yaml(content_copy / "content" / "minato" / "answers.yaml", lambda d: d["answers"].pop("fraud_phone"))
+    with pytest.raises(ContentError) as raised:
+        build(settings.with_(content_root=content_copy))
+    assert "fraud_phone" in str(raised.value)
+
+
+def test_unknown_city_fails_at_start_up(settings):
+    with pytest.raises(KeyError, match="unknown city 'osaka'"):
+        build(settings.with_(city="osaka"))
+
+
+# -------------------------------------------------------- no invented numbers
+
+
+def _reference_rows() -> dict[str, str]:
+    rows = {}
+    for line in DESKS_REFERENCE.read_text(encoding="utf-8").splitlines():
+        match = re.match(r"\|\s*`([a-z0-9_]+)`\s*\|", line)
+        if match:
+            rows[match.group(1)] = line
+    return rows
+
+
+def test_every_desk_and_number_comes_from_the_reference(catalog):
+    """Each desk id exists in desks.md and each printed number stands in that desk's row."""
+    rows = _reference_rows()
+    for city in catalog.cities.values():
+        for desk in city.desks.values():
+            assert desk.id in rows, f"{desk.id} is not in desks.md"
+            cells = rows[desk.id].split("|")
+            phone_cell = cells[4]
+            for phone in desk.phones:
+                assert phone.number in phone_cell, f"{desk.id}: {phone.number!r} not in {phone_cell!r}"
+
+
+def test_desks_marked_without_a_number_have_none(catalog):
+    rows = _reference_rows()
+    for city in catalog.cities.values():
+        for desk in city.desks.values():
+            cell = rows[desk.id].split("|")[4].strip()
+            if cell.startswith(("not given", "not verified", "no phone", "via the local")):
+                assert not desk.phones, desk.id
+
+
+def test_tel_digits_normalises_printed_slips():
+    assert tel_digits("096-328- 2716") == "0963282716"
+    assert tel_digits("＃９１１０") == "#9110"
+    assert tel_digits("(096)381-0110") == "0963810110"

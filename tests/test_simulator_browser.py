@@ -1,0 +1,94 @@
+"""/dev/chat in a real headless Chromium, against `python -m bot serve` (gunicorn, local mode).
+
+Every tap and message goes through the signed /callback path and the fake LINE
+API; the screenshot is kept under test-artifacts/.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import expect, sync_playwright
+
+from bot.settings import REPO_ROOT
+
+ARTIFACTS = REPO_ROOT / "test-artifacts"
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+         "--disable-component-update", "--disable-sync"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def server(redis_url, redis_client, tmp_path):
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LINE_")}
+    env.update(REDIS_URL=redis_url, BOT_DATA_DIR=str(tmp_path), PORT=str(port))
+    proc = subprocess.Popen([sys.executable, "-m", "bot", "serve", "--port", str(port)], cwd=REPO_ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            with urllib.request.urlopen(url + "/healthz", timeout=1) as resp:
+                if resp.status == 200:
+                    break
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                proc.kill()
+                pytest.fail("server did not start:\n" + (proc.stdout.read() if proc.stdout else ""))
+            time.sleep(0.2)
+    yield url
+    proc.terminate()
+    proc.wait(timeout=15)
+
+
+def test_dev_chat_in_headless_chromium(server):
+    assert Path(CHROMIUM).exists(), "Debian's chromium is required (scripts/test.sh installs it)"
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=FLAGS)
+        page = browser.new_page(viewport={"width": 420, "height": 860})
+        try:
+            page.goto(server + "/dev/chat")
+            # the page sends a follow event on load: the welcome and the language step
+            expect(page.locator(".row.bot .bubble").first).to_contain_text("友だち追加ありがとうございます")
+            page.locator(".chip", has_text="日本語").first.click()
+            expect(page.locator(".row.user .bubble").last).to_have_text("日本語")
+            expect(page.locator(".chip", has_text="中央区")).to_be_visible()
+            page.locator(".chip", has_text="中央区").click()
+            page.locator(".chip", has_text="詐欺・闇バイト").click()
+            expect(page.locator(".chip", has_text="✓ 詐欺・闇バイト")).to_be_visible()
+            page.locator(".chip", has_text="完了").click()
+            expect(page.locator(".row.bot .bubble").last).to_contain_text("中央区")
+
+            page.fill("#text", "息子を名乗る電話でお金を要求された")
+            page.click("#send")
+            expect(page.locator(".row.bot .bubble", has_text="電話で『お金』詐欺")).to_be_visible()
+            call = page.locator(".card .btn.primary").first
+            expect(call).to_contain_text("電話する")
+            page.screenshot(path=str(ARTIFACTS / "dev-chat-fraud.png"), full_page=True)
+
+            page.fill("#text", "夫に殴られる")
+            page.click("#send")
+            expect(page.locator(".row.bot .bubble", has_text="あなたは悪くありません")).to_be_visible()
+            expect(page.locator(".card", has_text="このトークについて")).to_be_visible()
+            page.locator(".chip", has_text="画面を切り替える").click()
+            expect(page.locator(".card").last).to_contain_text("くらしのメモ")
+            page.screenshot(path=str(ARTIFACTS / "dev-chat.png"), full_page=True)
+        finally:
+            browser.close()
+    assert (ARTIFACTS / "dev-chat.png").stat().st_size > 10_000
