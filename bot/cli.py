@@ -49,6 +49,12 @@ def main(argv: Sequence[str] | None = None, settings: Settings | None = None) ->
     fake.add_argument("--port", type=int, default=9090)
     fake.add_argument("--access-token", help="require this bearer token")
 
+    rich = sub.add_parser("richmenu", help="the rich menu of a city")
+    rich.add_argument("action", choices=["deploy", "image"],
+                      help="deploy: create it through the LINE API, upload the image, make it default; "
+                           "image: redraw content/<city>/<image> from the YAML (headless Chromium)")
+    rich.add_argument("--city", help="city profile (default: BOT_CITY or kumamoto)")
+
     args = parser.parse_args(argv)
     settings = settings or Settings.from_env()
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
@@ -57,6 +63,8 @@ def main(argv: Sequence[str] | None = None, settings: Settings | None = None) ->
         return cmd_check(args.root or settings.content_root, args.quiet_warnings)
     if args.command == "evaluate":
         return cmd_evaluate(settings, args.file, args.json)
+    if args.command == "richmenu":
+        return cmd_richmenu(settings.with_(city=args.city or settings.city), args.action)
     if args.command == "fake-line":
         from werkzeug.serving import run_simple
 
@@ -117,6 +125,45 @@ def cmd_evaluate(settings: Settings, path: Path | None, as_json: bool) -> int:
         return 1
     report = evaluate(Matcher(catalog), items)
     print(json.dumps(report, ensure_ascii=False, indent=2) if as_json else format_report(report))
+    return 0
+
+
+# ---------------------------------------------------------------- rich menu
+
+
+def cmd_richmenu(settings: Settings, action: str) -> int:
+    import yaml
+
+    from bot import richmenu
+    from bot.schema import RichMenuFile
+
+    if action == "image":
+        folder = settings.content_root / "content" / settings.city
+        menu = RichMenuFile.model_validate(yaml.safe_load((folder / "richmenu.yaml").read_text("utf-8"))).richmenu
+        richmenu.render_image(menu, folder / menu.image)
+        print(f"wrote {folder / menu.image}")
+        return 0
+    from bot.line_api import LineApi
+    from bot.loader import load_catalog
+
+    if settings.local_mode:
+        print("richmenu deploy needs LINE_CHANNEL_ACCESS_TOKEN and LINE_CHANNEL_SECRET "
+              "(or LINE_API_BASE_URL pointing at a fake LINE API and any token)", file=sys.stderr)
+        return 2
+    try:
+        city = load_catalog(settings.content_root).city(settings.city)
+    except (ContentError, KeyError) as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    api = LineApi(settings)
+    try:
+        menu_id = richmenu.deploy(api, city)
+    except Exception as exc:  # noqa: BLE001 - report any API failure plainly
+        print(f"rich menu deploy failed: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        api.close()
+    print(f"rich menu {menu_id} created, image uploaded, set as default for {settings.city}")
     return 0
 
 

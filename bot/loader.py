@@ -26,6 +26,8 @@ from bot.schema import (
     FollowupFile,
     Intent,
     IntentFile,
+    RichMenu,
+    RichMenuFile,
     OutOfScopeFile,
     SynonymFile,
     Text,
@@ -77,6 +79,8 @@ class City:
     config: CityFile
     desks: Mapping[str, Desk]  # the city's own and the national ones
     answers: Mapping[str, Answer]
+    richmenu: RichMenu
+    folder: Path
 
 
 @dataclass(frozen=True)
@@ -354,8 +358,15 @@ def _load_city(city_dir: Path, doc: Any, national: Mapping[str, Desk], intents: 
         return None
     answers_doc: _Doc = doc(answers_path)
     parsed = answers_doc.parse(AnswerFile)
-    if config is None or parsed is None:
+    menu_path = city_dir / "richmenu.yaml"
+    if not menu_path.is_file():
+        problems.append(Problem(f"content/{rel}/richmenu.yaml", "", "file is missing"))
         return None
+    menu_doc: _Doc = doc(menu_path)
+    menu = menu_doc.parse(RichMenuFile)
+    if config is None or parsed is None or menu is None:
+        return None
+    _check_richmenu(menu_doc, menu.richmenu, city_dir, intents)
     if config.id != rel:
         city_doc.problem(("id",), f"city id {config.id!r} must match its folder {rel!r}")
 
@@ -396,7 +407,23 @@ def _load_city(city_dir: Path, doc: Any, national: Mapping[str, Desk], intents: 
                                   for v in getattr(config.harmless_card, key).values())), None)
         if word:
             city_doc.problem(("harmless_card", key), f"the harmless card must not mention {word!r}")
-    return City(id=rel, config=config, desks=desks, answers=parsed.answers)
+    return City(id=rel, config=config, desks=desks, answers=parsed.answers, richmenu=menu.richmenu,
+                folder=city_dir)
+
+
+def _check_richmenu(d: _Doc, menu: RichMenu, city_dir: Path, intents: Mapping[str, Intent]) -> None:
+    from bot.messages import parse_postback  # messages imports schema only; no cycle at call time
+
+    if not (city_dir / menu.image).is_file():
+        d.problem(("richmenu", "image"), f"image {menu.image!r} not found next to richmenu.yaml")
+    for n, button in enumerate(menu.buttons):
+        if button.postback is None:
+            continue
+        postback = parse_postback(button.postback)
+        if postback is None:
+            d.problem(("richmenu", "buttons", n, "postback"), f"{button.postback!r} is not postback data the bot understands")
+        elif postback.act == "intent" and postback.params["id"] not in intents:
+            d.problem(("richmenu", "buttons", n, "postback"), f"unknown intent {postback.params['id']!r}")
 
 
 def _never_say(d: _Doc, loc: tuple, text: Text) -> None:

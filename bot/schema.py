@@ -215,3 +215,40 @@ class CityFile(Strict):
 
 class UiFile(Strict):
     ui: dict[Id, Text]
+
+
+# ---------------------------------------------------------------- rich menu
+
+
+class RichMenuButton(Strict):
+    label: Label  # drawn on the image and used as the area's action label
+    # exactly one of: our postback data, or a tel:/https: link
+    postback: Annotated[str, Field(min_length=1, max_length=300)] | None = None
+    uri: Annotated[str, Field(pattern=r"^(tel:[0-9#%]+|https://\S+)$")] | None = None
+
+    @model_validator(mode="after")
+    def _one_action(self) -> RichMenuButton:
+        if (self.postback is None) == (self.uri is None):
+            raise ValueError("a rich-menu button needs exactly one of postback or uri")
+        return self
+
+
+class RichMenu(Strict):
+    name: Annotated[str, Field(min_length=1, max_length=300)]
+    chat_bar_text: Label
+    columns: int = Field(ge=1, le=4)
+    rows: int = Field(ge=1, le=2)
+    image: Annotated[str, Field(pattern=r"^[a-z0-9_\-]+\.png$")]
+    buttons: list[RichMenuButton] = Field(min_length=1, max_length=8)
+
+    @model_validator(mode="after")
+    def _grid(self) -> RichMenu:
+        if len(self.buttons) != self.columns * self.rows:
+            raise ValueError(f"{len(self.buttons)} buttons do not fill a {self.columns}x{self.rows} grid")
+        if len(self.chat_bar_text.ja) > 14:
+            raise ValueError("chat_bar_text is over LINE's 14 characters")
+        return self
+
+
+class RichMenuFile(Strict):
+    richmenu: RichMenu
