@@ -145,7 +145,7 @@ class Dialogue:
             return Turn([m.with_quick_reply(card, self._menu_button(lang))], "switch", sensitive=True, lang=lang)
         if pb.act == "notice":
             return Turn([self._notice(lang, closing=True)], "notice", sensitive=True, lang=lang)
-        if pb.act in ("lang", "areas", "area", "topics", "topic", "done", "settings"):
+        if pb.act in ("lang", "areas", "area", "topics", "topic", "done", "settings", "stop"):
             return self._settings(user_id, pb.act, pb.params, lang)
         return self.menu(lang)
 
@@ -203,6 +203,8 @@ class Dialogue:
                 return self.menu(lang)
             subs.toggle_topic(user_id, params["t"])
             act = "topics"
+        elif act == "stop":
+            subs.remove_user(user_id)
 
         if act == "areas":
             actions = [m.QuickAction(a.label.get(lang), m.postback_data("area", a=a.id), display=a.label.get(lang))
@@ -248,6 +250,8 @@ class Dialogue:
             if show_notice:
                 out.append(self._notice(lang))
             actions: list[m.QuickAction] = []
+            if answer.opens:
+                actions += self._opens_actions(answer.opens, lang)
             if answer.show_menu:
                 actions += self._menu_actions(lang)
             elif not (crisis and not sensitive):  # emergency: nothing else until they tap (§6)
@@ -339,6 +343,17 @@ class Dialogue:
         return [m.QuickAction(item.label.get(lang), m.postback_data("intent", id=item.intent),
                               display=item.label.get(lang))
                 for item in self.city.config.menu]
+
+    def _opens_actions(self, opens: str, lang: str) -> list[m.QuickAction]:
+        if opens == "language":
+            return [m.QuickAction(self.ui[f"lang_{code}"].ja, m.postback_data("lang", l=code),
+                                  display=self.ui[f"lang_{code}"].ja) for code in ("ja", "en", "easy")]
+        if opens == "alert_settings":
+            return [self._qa("change_area_button", lang, m.postback_data("areas")),
+                    self._qa("change_topics_button", lang, m.postback_data("topics")),
+                    self._qa("settings_button", lang, m.postback_data("settings"))]
+        return [self._qa("stop_button", lang, m.postback_data("stop")),
+                self._qa("settings_button", lang, m.postback_data("settings"))]
 
     def _safety_actions(self, lang: str) -> list[m.QuickAction]:
         # No display text: the talk history must not say what was hidden.

@@ -44,7 +44,7 @@ UI_KEYS = (
     "phones_title", "no_context", "no_more", "chat_no_history", "non_text", "lang_ja", "lang_en",
     "lang_easy", "skip_button", "done_button", "onboard_area", "onboard_topics", "settings_summary",
     "settings_area", "settings_topics", "settings_none", "settings_button", "change_area_button",
-    "change_topics_button", "settings_unavailable",
+    "change_topics_button", "settings_unavailable", "stop_button",
 )
 STALE_AFTER = dt.timedelta(days=365)
 
@@ -352,28 +352,44 @@ def _load_city(city_dir: Path, doc: Any, national: Mapping[str, Desk], intents: 
     config = city_doc.parse(CityFile)
     own = _load_desks(city_dir / "desks.yaml", doc, national, today, required=False, problems=problems)
     desks = {**national, **own}
-    answers_path = city_dir / "answers.yaml"
-    if not answers_path.is_file():
+    # Answers may be split by theme: answers.yaml, answers_<theme>.yaml ...
+    answer_paths = sorted(city_dir.glob("answers*.yaml"))
+    if not answer_paths:
         problems.append(Problem(f"content/{rel}/answers.yaml", "", "file is missing"))
         return None
-    answers_doc: _Doc = doc(answers_path)
-    parsed = answers_doc.parse(AnswerFile)
+    answers: dict[str, Answer] = {}
+    answer_docs: dict[str, _Doc] = {}
+    complete = True
+    for path in answer_paths:
+        answers_doc: _Doc = doc(path)
+        parsed_file = answers_doc.parse(AnswerFile)
+        if parsed_file is None:
+            complete = False
+            continue
+        for intent_id, answer in parsed_file.answers.items():
+            if intent_id in answers:
+                answers_doc.problem(("answers", intent_id),
+                                    f"intent {intent_id!r} is answered twice (also in {answer_docs[intent_id].rel})")
+            answers[intent_id] = answer
+            answer_docs[intent_id] = answers_doc
     menu_path = city_dir / "richmenu.yaml"
     if not menu_path.is_file():
         problems.append(Problem(f"content/{rel}/richmenu.yaml", "", "file is missing"))
         return None
     menu_doc: _Doc = doc(menu_path)
     menu = menu_doc.parse(RichMenuFile)
-    if config is None or parsed is None or menu is None:
+    if config is None or not complete or menu is None:
         return None
     _check_richmenu(menu_doc, menu.richmenu, city_dir, intents)
     if config.id != rel:
         city_doc.problem(("id",), f"city id {config.id!r} must match its folder {rel!r}")
 
     for intent_id in intents:
-        if intent_id not in parsed.answers:
-            answers_doc.problem(("answers",), f"no answer for intent {intent_id!r} in city {rel!r}")
-    for intent_id, answer in parsed.answers.items():
+        if intent_id not in answers:
+            problems.append(Problem(f"{Path(city_doc.rel).parent}/answers.yaml", "answers",
+                                    f"no answer for intent {intent_id!r} in city {rel!r}"))
+    for intent_id, answer in answers.items():
+        answers_doc = answer_docs[intent_id]
         loc = ("answers", intent_id)
         intent = intents.get(intent_id)
         if intent is None:
@@ -407,7 +423,7 @@ def _load_city(city_dir: Path, doc: Any, national: Mapping[str, Desk], intents: 
                                   for v in getattr(config.harmless_card, key).values())), None)
         if word:
             city_doc.problem(("harmless_card", key), f"the harmless card must not mention {word!r}")
-    return City(id=rel, config=config, desks=desks, answers=parsed.answers, richmenu=menu.richmenu,
+    return City(id=rel, config=config, desks=desks, answers=answers, richmenu=menu.richmenu,
                 folder=city_dir)
 
 

@@ -49,6 +49,7 @@ POSTBACK_ACTS: Mapping[str, frozenset[str]] = {
     "topic": frozenset({"t"}),
     "done": frozenset(),
     "settings": frozenset(),
+    "stop": frozenset(),
 }
 
 

@@ -170,6 +170,8 @@ class Answer(Strict):
     desks: list[Id] = []
     more_desks: list[Id] = []
     show_menu: bool = False  # offer the city menu as quick replies (greeting, help_menu ...)
+    # the next step this answer opens: language choice, alert settings, or stopping alerts
+    opens: Literal["language", "alert_settings", "alert_stop"] | None = None
 
 
 class AnswerFile(Strict):
