@@ -268,7 +268,6 @@ class Dialogue:
         out, wire = self._cached(("answer", intent_id, lang, show_notice), build)
         self.store.remember_answer(user_id, intent_id, sensitive=sensitive,
                                    notice_shown=show_notice or state.notice_shown)
-        self.store.count_intent(intent_id)
         return Turn(out, "answer", intent_id, score, tuple(candidates), sensitive=sensitive, lang=lang, wire=wire)
 
     def _followup(self, kind: str, lang: str, state: ConvState, score: float,

@@ -26,6 +26,10 @@ log = logging.getLogger(__name__)
 STATS_TTL_SECONDS = 400 * 24 * 3600
 
 
+def _stats_key(intent: str, today: dt.date | None = None) -> str:
+    return f"stats:intent:{intent}:{(today or dt.date.today()).isoformat()}"
+
+
 @dataclass(frozen=True)
 class ConvState:
     last_intent: str | None = None
@@ -76,8 +80,11 @@ class ConversationStore:
 
         return self._safe("get", read, ConvState())
 
-    def remember_answer(self, user_id: str, intent: str, *, sensitive: bool, notice_shown: bool) -> None:
+    def remember_answer(self, user_id: str, intent: str, *, sensitive: bool, notice_shown: bool,
+                        today: dt.date | None = None) -> None:
+        """The last intent (opaque), and the day's counter for it (no user id), in one round trip."""
         key = self._key("conv", user_id)
+        stats = _stats_key(intent, today)
 
         def write() -> None:
             pipe = self.client.pipeline()
@@ -85,6 +92,8 @@ class ConversationStore:
             if notice_shown:
                 pipe.hset(key, "n", "1")
             pipe.expire(key, self.sensitive_ttl if sensitive else self.ttl)
+            pipe.incr(stats)
+            pipe.expire(stats, STATS_TTL_SECONDS)
             pipe.execute()
 
         self._safe("remember_answer", write, None)
@@ -117,13 +126,3 @@ class ConversationStore:
     def set_lang(self, user_id: str, lang: str) -> None:
         self._safe("set_lang", lambda: self.client.hset(self._key("pref", user_id), "lang", lang), None)
 
-    def count_intent(self, intent: str, today: dt.date | None = None) -> None:
-        key = f"stats:intent:{intent}:{(today or dt.date.today()).isoformat()}"
-
-        def write() -> None:
-            pipe = self.client.pipeline()
-            pipe.incr(key)
-            pipe.expire(key, STATS_TTL_SECONDS)
-            pipe.execute()
-
-        self._safe("count_intent", write, None)
