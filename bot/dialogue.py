@@ -247,6 +247,8 @@ class Dialogue:
             out: list[Message] = [m.text_message(answer.text.get(lang))]
             if answer.desks:
                 out.append(m.desks_message([self.city.desks[d] for d in answer.desks], lang, self.ui))
+            if answer.triage and self.city.config.triage:
+                out.append(m.triage_message(self.city.config.triage, lang))
             if show_notice:
                 out.append(self._notice(lang))
             actions: list[m.QuickAction] = []

@@ -103,15 +103,16 @@ def evaluate(matcher: Matcher, items: Sequence[Item]) -> dict[str, Any]:
         for i, s, (got, ok) in zip(items, scored, outcomes) if not ok
     ]
     sweep = []
-    for confident in (70, 74, 78, 82, 86):
-        for floor in (50, 55, 58, 62, 66):
+    for confident in (15, 20, 25, 30, 40):
+        for floor in (10, 15, 20, 25, 30):
             if floor > confident:
                 continue
             trial = th.model_copy(update={"confident": confident, "floor": floor})
             sweep.append({"confident": confident, "floor": floor, **_summary(items, scored, trial, crisis)})
     crisis_sweep = [
-        {"crisis": c, **_summary(items, scored, th.model_copy(update={"crisis": c}), crisis)}
-        for c in (56, 60, 64, 66, 70, 74, 78)
+        {"crisis": c, "crisis_strong": strong,
+         **_summary(items, scored, th.model_copy(update={"crisis": c, "crisis_strong": strong}), crisis)}
+        for c in (15, 20, 25, 30, 40) for strong in (50, 60, 70, 80)
     ]
     return {
         "items": len(items),
@@ -131,7 +132,8 @@ def format_report(report: dict[str, Any]) -> str:
     th = report["thresholds"]
     lines = [
         f"items: {report['items']} ({report['out_of_scope_items']} out of scope)",
-        f"thresholds: confident={th['confident']} margin={th['margin']} floor={th['floor']} crisis={th['crisis']}",
+        f"thresholds: confident={th['confident']} margin={th['margin']} floor={th['floor']} "
+        f"crisis={th['crisis']} crisis_strong={th['crisis_strong']}",
         f"accuracy:               {pct(report['accuracy'])}",
         f"in-scope accuracy:      {pct(report['in_scope_accuracy'])}",
         f"crisis recall:          {pct(report['crisis_recall'])}",
@@ -149,10 +151,10 @@ def format_report(report: dict[str, Any]) -> str:
     for row in report["threshold_sweep"]:
         lines.append(f"  {row['confident']:>3} {row['floor']:>3}: {pct(row['accuracy']):>6} / "
                      f"{pct(row['crisis_recall']):>6} / {pct(row['out_of_scope_fallback']):>6}")
-    lines += ["", "crisis threshold sweep: accuracy / crisis recall / out-of-scope fallback"]
+    lines += ["", "crisis threshold sweep (crisis, crisis_strong): accuracy / crisis recall / out-of-scope fallback"]
     for row in report["crisis_sweep"]:
-        lines.append(f"  {row['crisis']:>3}: {pct(row['accuracy']):>6} / {pct(row['crisis_recall']):>6} / "
-                     f"{pct(row['out_of_scope_fallback']):>6}")
+        lines.append(f"  {row['crisis']:>3} {row['crisis_strong']:>3}: {pct(row['accuracy']):>6} / "
+                     f"{pct(row['crisis_recall']):>6} / {pct(row['out_of_scope_fallback']):>6}")
     if report["errors"]:
         lines += ["", f"errors ({len(report['errors'])}):"]
         for e in report["errors"]:

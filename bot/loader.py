@@ -406,6 +406,13 @@ def _load_city(city_dir: Path, doc: Any, national: Mapping[str, Desk], intents: 
             if first is None or not first.emergency:
                 answers_doc.problem(loc + ("desks",), "a crisis answer must list 110 or 119 first (safety-design §6)")
         _never_say(answers_doc, loc + ("text",), answer.text)
+        if intent_id.startswith(("reentry_", "hire_ex_offender")):
+            for value in answer.text.values():
+                phrase = policy.offence_question(value)
+                if phrase:
+                    answers_doc.problem(loc + ("text",), f"reentry answers never ask about the offence ({phrase!r}, R1)")
+        if answer.triage and not config.triage:
+            answers_doc.problem(loc + ("triage",), f"city {rel!r} has no triage menu in city.yaml")
         for value in answer.text.values():
             if len(value.encode("utf-16-le")) // 2 > 5000:
                 answers_doc.problem(loc + ("text",), "text is over LINE's 5,000 UTF-16 units")
@@ -413,6 +420,9 @@ def _load_city(city_dir: Path, doc: Any, national: Mapping[str, Desk], intents: 
     for j, item in enumerate(config.menu):
         if item.intent not in intents:
             city_doc.problem(("menu", j, "intent"), f"unknown intent {item.intent!r}")
+    for j, need in enumerate(config.triage.needs if config.triage else []):
+        if need.intent not in intents:
+            city_doc.problem(("triage", "needs", j, "intent"), f"unknown intent {need.intent!r}")
     for j, desk_id in enumerate(config.fallback.desks):
         if desk_id not in desks or not desks[desk_id].reachable:
             city_doc.problem(("fallback", "desks", j), f"unknown or unreachable desk {desk_id!r}")

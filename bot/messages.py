@@ -22,7 +22,7 @@ from linebot.v3.messaging import (
     TextMessage,
 )
 
-from bot.schema import Card, Desk, Text
+from bot.schema import Card, Desk, Text, Triage
 
 MAX_MESSAGES = 5
 MAX_TEXT_UTF16 = 5000
@@ -171,6 +171,21 @@ def card_message(title: str, body: str) -> FlexMessage:
                  "contents": [_t(title, weight="bold", size="md"), _t(body, size="sm")]},
     }
     return FlexMessage(alt_text=title, contents=FlexContainer.from_dict(bubble))
+
+
+def triage_message(triage: Triage, lang: str) -> FlexMessage:
+    """One bubble; each need is a tappable row (box action), so long headings fit."""
+    rows: list[dict[str, Any]] = [_t(triage.title.get(lang), weight="bold", size="md")]
+    for n, need in enumerate(triage.needs, 1):
+        rows.append({
+            "type": "box", "layout": "horizontal", "spacing": "sm", "paddingAll": "6px",
+            "backgroundColor": "#F2F4F7", "cornerRadius": "6px",
+            "action": {"type": "postback", "data": postback_data("intent", id=need.intent)},
+            "contents": [_t(f"({n})", size="sm", flex=0, color="#555555"), _t(need.text.get(lang), size="sm")],
+        })
+    bubble = {"type": "bubble", "size": "mega",
+              "body": {"type": "box", "layout": "vertical", "spacing": "sm", "contents": rows}}
+    return FlexMessage(alt_text=triage.title.get(lang), contents=FlexContainer.from_dict(bubble))
 
 
 def harmless_message(card: Card, lang: str) -> FlexMessage:

@@ -36,18 +36,27 @@ NEVER_SAY: tuple[str, ...] = (
 )
 
 
+def _first_in(text: str, phrases: tuple[str, ...]) -> str | None:
+    folded = text.casefold()
+    return next((p for p in phrases if p.casefold() in folded), None)
+
+
 def forbidden_label_word(text: str) -> str | None:
     """The first forbidden word in a label-like text, or None."""
-    folded = text.casefold()
-    for word in FORBIDDEN_LABEL_WORDS:
-        if word.casefold() in folded:
-            return word
-    return None
+    return _first_in(text, FORBIDDEN_LABEL_WORDS)
 
 
 def never_say_phrase(text: str) -> str | None:
-    folded = text.casefold()
-    for phrase in NEVER_SAY:
-        if phrase.casefold() in folded:
-            return phrase
-    return None
+    return _first_in(text, NEVER_SAY)
+
+
+# safety-design R1: reentry answers never ask about the offence, its type or the sentence.
+OFFENCE_QUESTIONS: tuple[str, ...] = (
+    "何をした", "何をしたのか", "罪名", "罪状", "刑期", "どんな罪", "何の罪", "前科は", "前科が何",
+    "どんな事件", "なぜ捕ま", "what did you do", "what was your crime", "what crime", "your offence",
+    "your offense", "how long were you", "why were you arrested", "your sentence",
+)
+
+
+def offence_question(text: str) -> str | None:
+    return _first_in(text, OFFENCE_QUESTIONS)

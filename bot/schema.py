@@ -92,6 +92,7 @@ class Thresholds(Strict):
     margin: float = Field(ge=0, le=100)
     floor: float = Field(ge=0, le=100)
     crisis: float = Field(ge=0, le=100)
+    crisis_strong: float = Field(ge=0, le=100)
 
     @model_validator(mode="after")
     def _ordered(self) -> Thresholds:
@@ -172,6 +173,7 @@ class Answer(Strict):
     show_menu: bool = False  # offer the city menu as quick replies (greeting, help_menu ...)
     # the next step this answer opens: language choice, alert settings, or stopping alerts
     opens: Literal["language", "alert_settings", "alert_stop"] | None = None
+    triage: bool = False  # also show the city's triage card (needs -> intents)
 
 
 class AnswerFile(Strict):
@@ -204,6 +206,19 @@ class Topic(Strict):
     label: Label
 
 
+class Need(Strict):
+    text: Text  # shown in full on the card (no 20-character label limit there)
+    intent: Id
+
+
+class Triage(Strict):
+    """A card of needs, each opening its intent: Minato's plan lists nine such headings."""
+
+    title: Text
+    source: NonEmpty
+    needs: list[Need] = Field(min_length=1, max_length=12)
+
+
 class CityFile(Strict):
     id: Id
     name: Text
@@ -213,6 +228,7 @@ class CityFile(Strict):
     welcome: Text
     areas: list[Area] = Field(min_length=1, max_length=11)
     topics: list[Topic] = Field(min_length=1, max_length=11)
+    triage: Triage | None = None
 
 
 class UiFile(Strict):

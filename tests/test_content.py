@@ -172,3 +172,18 @@ def test_tel_digits_normalises_printed_slips():
     assert tel_digits("096-328- 2716") == "0963282716"
     assert tel_digits("＃９１１０") == "#9110"
     assert tel_digits("(096)381-0110") == "0963810110"
+
+
+def test_reentry_answer_asking_about_the_offence_is_rejected(content_copy):
+    def ask(d):
+        d["answers"]["reentry_employment"]["text"]["ja"] += "\nどんな罪で服役していたか教えてください。"
+    edit_yaml(content_copy / "content" / "kumamoto" / "answers_support.yaml", ask)
+    assert any("never ask about the offence" in e for e in errors_of(content_copy))
+
+
+def test_every_catalogue_intent_exists():
+    catalogue = (REPO_ROOT / "docs" / "reference" / "intent-catalogue.md")
+    ids = set(re.findall(r"^\| `([a-z_]+)` \|", catalogue.read_text(encoding="utf-8"), flags=re.M))
+    assert len(ids) >= 36
+    from bot.loader import load_catalog as _load
+    assert ids <= set(_load(REPO_ROOT).by_id)

@@ -244,3 +244,35 @@ def test_every_answer_fits_line_limits_and_safety_rules(runtime, catalog, city, 
         if intent.priority == "crisis":
             tel = [b["uri"] for b in buttons(turn) if b["uri"].startswith("tel:")]
             assert tel[0] in ("tel:110", "tel:119"), (city, intent.id)
+
+
+def test_minato_triage_card_follows_the_plans_nine_headings(runtime):
+    dialogue = runtime.dialogue("minato")
+    turn = dialogue.respond(USER, PostbackInput(postback_data("intent", id="where_to_start")))
+    cards = [m for m in wire(turn) if m["type"] == "flex" and m["contents"]["type"] == "bubble"
+             and any(c.get("action") for c in m["contents"]["body"]["contents"])]
+    (triage,) = cards
+    rows = [c for c in triage["contents"]["body"]["contents"] if c.get("action")]
+    assert len(rows) == 9
+    assert "今夜寝て過ごす場所がない" in repr(rows[0]) and "子ども・若者の悩み" in repr(rows[8])
+    tapped = dialogue.respond(USER, PostbackInput(rows[0]["action"]["data"]))
+    assert tapped.intent == "reentry_urgent_shelter"
+
+
+def test_language_switch_offers_the_languages_and_keeps_the_choice(chat, tap, redis_client):
+    turn = chat("English please")
+    assert turn.intent == "language_switch"
+    assert postback_data("lang", l="easy") in quick_data(turn)
+    tap(postback_data("lang", l="en"))
+    assert chat("夫に殴られる").lang == "en"
+
+
+def test_alerts_unsubscribe_offers_stop_and_stop_removes_everything(chat, tap, redis_client):
+    tap(postback_data("area", a="kita"))
+    tap(postback_data("topic", t="fraud"))
+    assert redis_client.smembers("sub:kumamoto:topic:fraud") == {USER}
+    turn = chat("通知をやめたい")
+    assert turn.intent == "alerts_unsubscribe" and postback_data("stop") in quick_data(turn)
+    tap(postback_data("stop"))
+    assert redis_client.smembers("sub:kumamoto:topic:fraud") == set()
+    assert redis_client.keys("sub:*user*") == []

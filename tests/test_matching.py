@@ -62,7 +62,7 @@ def test_candidates_are_sorted_and_bounded(matcher):
 def test_labelled_set_floors(matcher, catalog):
     """Floors on the independently written labelled set (issue 2/4 targets)."""
     items = load_items(LABELLED, set(catalog.by_id))
-    assert len(items) >= 240 and sum(i.expect is None for i in items) >= 40
+    assert len(items) >= 400 and sum(i.expect is None for i in items) >= 40
     report = evaluate(matcher, items)
     assert report["crisis_recall"] >= FLOORS["crisis_recall"], [
         e for e in report["errors"] if e["expect"] and {"emergency", "suicide_crisis"} & set(e["expect"])]
@@ -72,4 +72,4 @@ def test_labelled_set_floors(matcher, catalog):
 
 # Floors just under what the shipped catalogue measures, so a regression fails CI.
 # Issue 4's targets are higher (accuracy 0.92, crisis recall 1.00, fallback 0.85).
-FLOORS = {"accuracy": 0.87, "crisis_recall": 0.87, "out_of_scope_fallback": 0.75}
+FLOORS = {"accuracy": 0.84, "crisis_recall": 0.93, "out_of_scope_fallback": 0.74}
