@@ -68,6 +68,8 @@ class Scores:
     intents: tuple[Candidate, ...]  # every intent, best first
     out_of_scope: float
     followups: dict[str, float]
+    # crisis intents whose keywords occur in the message: a cue that topic words never outvote
+    crisis_cues: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -85,6 +87,7 @@ class Matcher:
         self.normalize = Normalizer(catalog.synonyms)
         self.crisis = frozenset(i.id for i in catalog.intents if i.priority == "crisis")
         self.intent_ids = [i.id for i in catalog.intents]
+        self._is_crisis = np.array([i.priority == "crisis" for i in catalog.intents])
 
         # Targets: intents, then out-of-scope, then follow-up kinds, each owning examples.
         targets: list[tuple[str, list[str]]] = [(i.id, i.examples) for i in catalog.intents]
@@ -144,6 +147,7 @@ class Matcher:
                 hits[owner] += 1
         hit = hits > 0
         scores[hit] = np.maximum(scores[hit], KEYWORD_FLOOR) + KEYWORD_BONUS * np.minimum(hits[hit], 2)
+        cues = frozenset(self.intent_ids[k] for k in np.flatnonzero(hit & self._is_crisis))
 
         if self._negatives:
             lengths = np.array([len(e) for e in self._negatives], dtype=np.float32)
@@ -158,7 +162,7 @@ class Matcher:
         # Follow-ups ("電話番号は？") on the same scale as intents (no Bayes class for them).
         followups = {name[len(FOLLOWUP_PREFIX):]: round(float(WEIGHTS["tfidf"] * tfidf[k] + WEIGHTS["fuzzy"] * fuzzy[k]), 1)
                      for k, name in enumerate(self._targets) if k > n}
-        return Scores(query, ranked, round(float(blend[n]), 1), followups)
+        return Scores(query, ranked, round(float(blend[n]), 1), followups, cues)
 
     def match(self, text: str) -> Match:
         return decide(self.score(text), self.thresholds, self.crisis)
@@ -175,6 +179,9 @@ def decide(scores: Scores, th: Thresholds, crisis: frozenset[str]) -> Match:
     # crisis score answers whatever else scored; a fair one answers when it is the top
     # or within the clarify margin of it (never a 「もしかして」 between crisis and else).
     best_crisis = max((c for c in ranked if c.intent in crisis), key=lambda c: c.score, default=None)
+    cued = [c for c in ranked if c.intent in scores.crisis_cues]
+    if cued:
+        return Match("answer", cued[0].intent, cued[0].score, head)
     if best_crisis is not None:
         near_top = best_crisis.score >= top.score - th.margin
         if best_crisis.score >= th.crisis_strong or (best_crisis.score >= th.crisis and near_top):
