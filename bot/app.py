@@ -11,9 +11,9 @@ without a LINE channel.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
-import base64
 import logging
 from dataclasses import dataclass, field
 
@@ -80,10 +80,12 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     app.extensions["bot"] = services
 
     from bot.web.health import bp as health_bp
+    from bot.web.staff_api import bp as staff_api_bp
     from bot.web.webhook import bp as webhook_bp
 
     app.register_blueprint(webhook_bp)
     app.register_blueprint(health_bp)
+    app.register_blueprint(staff_api_bp)
     if settings.local_mode:
         from werkzeug.middleware.dispatcher import DispatcherMiddleware
 

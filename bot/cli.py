@@ -55,6 +55,23 @@ def main(argv: Sequence[str] | None = None, settings: Settings | None = None) ->
                            "image: redraw content/<city>/<image> from the YAML (headless Chromium)")
     rich.add_argument("--city", help="city profile (default: BOT_CITY or kumamoto)")
 
+    worker = sub.add_parser("worker", help="run a delivery worker (RQ) against REDIS_URL")
+    worker.add_argument("--burst", action="store_true", help="exit when the queue is empty")
+
+    alert = sub.add_parser("alert", help="send a scam/safety alert, or see how it is doing")
+    alert_sub = alert.add_subparsers(dest="alert_command", required=True)
+    send = alert_sub.add_parser("send", help="queue an alert for delivery")
+    send.add_argument("--city", help="city profile (default: BOT_CITY or kumamoto)")
+    send.add_argument("--topic", required=True, help="fraud | suspicious | missing | emergency | safety")
+    send.add_argument("--areas", required=True, help="comma-separated area ids, or all")
+    send.add_argument("--title", required=True, help="headline (also the lock-screen preview)")
+    send.add_argument("--body", required=True, help="手口: who they pretend to be, what they say")
+    send.add_argument("--where-when", help="いつ・どこで")
+    send.add_argument("--countermeasure", action="append", default=[], help="up to 3, repeat the option")
+    send.add_argument("--desk", help="desk id for the call button (default: the city's desk for the topic)")
+    status = alert_sub.add_parser("status", help="recipients, sent, failed, chunks, ETA")
+    status.add_argument("id")
+
     args = parser.parse_args(argv)
     settings = settings or Settings.from_env()
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
@@ -63,6 +80,10 @@ def main(argv: Sequence[str] | None = None, settings: Settings | None = None) ->
         return cmd_check(args.root or settings.content_root, args.quiet_warnings)
     if args.command == "evaluate":
         return cmd_evaluate(settings, args.file, args.json)
+    if args.command == "worker":
+        return cmd_worker(settings, args.burst)
+    if args.command == "alert":
+        return cmd_alert(settings.with_(city=getattr(args, "city", None) or settings.city), args)
     if args.command == "richmenu":
         return cmd_richmenu(settings.with_(city=args.city or settings.city), args.action)
     if args.command == "fake-line":
@@ -126,6 +147,71 @@ def cmd_evaluate(settings: Settings, path: Path | None, as_json: bool) -> int:
     report = evaluate(Matcher(catalog), items)
     print(json.dumps(report, ensure_ascii=False, indent=2) if as_json else format_report(report))
     return 0
+
+
+# ---------------------------------------------------------------- alerts
+
+
+def _redis_or_exit(settings: Settings) -> str | None:
+    if settings.redis_url is None:
+        print("alerts need a shared Redis: set REDIS_URL (the same one `serve` and the workers use)",
+              file=sys.stderr)
+        return None
+    return settings.redis_url
+
+
+def cmd_worker(settings: Settings, burst: bool) -> int:
+    from rq import SimpleWorker
+
+    from bot import delivery
+    from bot.store import connect
+
+    url = _redis_or_exit(settings)
+    if url is None:
+        return 2
+    logging.getLogger().setLevel(settings.log_level)
+    handle = connect(url, settings.data_dir)
+    requeued = delivery.requeue_stalled(handle.client, url)
+    if requeued:
+        print(f"re-queued {len(requeued)} alert(s) whose worker stopped: {', '.join(requeued)}", flush=True)
+    handle.close()
+    # SimpleWorker runs jobs in this process: a kill stops the job with it, and the
+    # chunk records let the next worker finish it.
+    SimpleWorker([delivery.QUEUE], connection=delivery.rq_connection(url)).work(burst=burst)
+    return 0
+
+
+def cmd_alert(settings: Settings, args: argparse.Namespace) -> int:
+    from bot import alerts, delivery
+    from bot.loader import load_catalog
+    from bot.store import connect
+
+    url = _redis_or_exit(settings)
+    if url is None:
+        return 2
+    handle = connect(url, settings.data_dir)
+    try:
+        if args.alert_command == "status":
+            status = alerts.alert_status(handle.client, args.id, settings.alert_rate_per_second)
+            if status is None:
+                print(f"no alert {args.id}", file=sys.stderr)
+                return 1
+            print(json.dumps(status.as_dict(), ensure_ascii=False, indent=2))
+            return 0
+        city = load_catalog(settings.content_root).city(settings.city)
+        data = {"topic": args.topic, "areas": [a for a in args.areas.split(",") if a], "title": args.title,
+                "body": args.body, "where_when": args.where_when, "countermeasures": args.countermeasure,
+                "desk": args.desk}
+        try:
+            alert_id = alerts.create_alert(handle.client, city, data)
+        except alerts.AlertError as exc:
+            print(f"alert not sent: {exc}", file=sys.stderr)
+            return 1
+        delivery.enqueue(url, alert_id)
+        print(f"queued alert {alert_id}; see `python -m bot alert status {alert_id}`")
+        return 0
+    finally:
+        handle.close()
 
 
 # ---------------------------------------------------------------- rich menu

@@ -23,6 +23,7 @@ from linebot.v3.messaging import (
     Message,
     MessagingApi,
     MessagingApiBlob,
+    MulticastRequest,
     PushMessageRequest,
     ReplyMessageRequest,
 )
@@ -99,6 +100,14 @@ class LineApi:
         request = PushMessageRequest.construct(to=to, messages=_prepared(messages))
         return self._retrying("push", lambda: self.api.push_message_with_http_info(
             request, x_line_retry_key=key, _request_timeout=self.timeout))
+
+    def multicast(self, to: Sequence[str], messages: Sequence[Message | dict], retry_key: str,
+                  units: Sequence[str] = ()) -> SendResult:
+        """One attempt; the delivery engine owns retries (it must pace them with the rate limiter)."""
+        request = MulticastRequest.construct(to=list(to), messages=_prepared(messages),
+                                             custom_aggregation_units=list(units) or None)
+        return self._call("multicast", lambda: self.api.multicast_with_http_info(
+            request, x_line_retry_key=retry_key, _request_timeout=self.timeout))
 
     def _retrying(self, name: str, call) -> SendResult:  # noqa: ANN001
         result = SendResult(False, 0)

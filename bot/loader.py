@@ -420,6 +420,12 @@ def _load_city(city_dir: Path, doc: Any, national: Mapping[str, Desk], intents: 
     for j, item in enumerate(config.menu):
         if item.intent not in intents:
             city_doc.problem(("menu", j, "intent"), f"unknown intent {item.intent!r}")
+    for topic in ("fraud", "suspicious", "missing", "emergency", "safety"):
+        desk_id = config.alert_desks.get(topic)
+        if desk_id is None:
+            city_doc.problem(("alert_desks",), f"no desk for alert topic {topic!r}")
+        elif desk_id not in desks or not desks[desk_id].phones:
+            city_doc.problem(("alert_desks", topic), f"desk {desk_id!r} is unknown or has no phone")
     for j, need in enumerate(config.triage.needs if config.triage else []):
         if need.intent not in intents:
             city_doc.problem(("triage", "needs", j, "intent"), f"unknown intent {need.intent!r}")

@@ -229,6 +229,8 @@ class CityFile(Strict):
     areas: list[Area] = Field(min_length=1, max_length=11)
     topics: list[Topic] = Field(min_length=1, max_length=11)
     triage: Triage | None = None
+    # the desk each alert topic points to (its tel: button), unless staff name another
+    alert_desks: dict[Literal["fraud", "suspicious", "missing", "emergency", "safety"], Id]
 
 
 class UiFile(Strict):

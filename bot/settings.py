@@ -39,6 +39,13 @@ class Settings:
     public_url: str | None = None
     # Outbound LINE calls run on this many threads per process.
     send_threads: int = 8
+    # Staff API bearer token; unset disables the staff API.
+    admin_api_token: str | None = None
+    # Alerts: one Redis-wide multicast rate for all workers, and the daily cap per resident.
+    alert_rate_per_second: float = 150.0
+    alert_daily_cap: int = 3
+    # A worker that stops heart-beating for this long is presumed dead; its alert is re-queued.
+    alert_lease_ms: int = 30_000
     extra: Mapping[str, str] = field(default_factory=dict)
 
     @property
@@ -70,6 +77,10 @@ class Settings:
             port=int(env.get("PORT", base.port)),
             public_url=env.get("BOT_PUBLIC_URL") or None,
             send_threads=int(env.get("BOT_SEND_THREADS", base.send_threads)),
+            admin_api_token=env.get("ADMIN_API_TOKEN") or None,
+            alert_rate_per_second=float(env.get("ALERT_RATE_PER_SECOND", base.alert_rate_per_second)),
+            alert_daily_cap=int(env.get("ALERT_DAILY_CAP", base.alert_daily_cap)),
+            alert_lease_ms=int(env.get("ALERT_LEASE_MS", base.alert_lease_ms)),
         )
 
     def with_(self, **changes: object) -> Settings:

@@ -1,0 +1,177 @@
+"""Scam and safety alerts: what staff write, how it looks, where it is kept, how it is doing.
+
+The staff API, the CLI and (later) the console all call `create_alert` and
+`alert_status`; delivery itself is bot.delivery's job on RQ workers.
+
+An alert follows the police pattern (alerts-and-campaigns.md §1): 手口 ->
+where/when -> up to 3 countermeasures -> where to call (a desk's tel: button) ->
+「身近な方にも伝えて」. Topics are a closed list: DV, sexual-violence and victim
+help are never pushed (safety-design S1), so they cannot be alert topics.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+import redis
+from linebot.v3.messaging import FlexContainer, FlexMessage
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
+
+from bot import policy
+from bot.loader import City
+from bot.subscriptions import ALL_AREAS, TOPICS
+
+SENSITIVE_TOPICS = ("dv", "sexual_violence", "stalking", "victim", "victim_support", "child_abuse", "suicide")
+SHARE_PROMPT = "このお知らせを、身近な方にも伝えてください。"
+TOPIC_LABELS = {"fraud": "電話で『お金』詐欺・闇バイト", "suspicious": "声かけ・不審者", "missing": "行方不明",
+                "emergency": "緊急治安情報", "safety": "くらしの安全"}
+
+
+class AlertError(ValueError):
+    """A request staff must correct; the message says what and why."""
+
+
+def _neutral_title(title: str) -> str:
+    word = policy.forbidden_label_word(title)
+    if word:
+        raise ValueError(f"the title shows on lock screens; it must not contain {word!r} (safety-design S2)")
+    return title
+
+
+class AlertRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    topic: str
+    areas: list[str] = Field(min_length=1)
+    title: Annotated[str, Field(min_length=1, max_length=60), AfterValidator(_neutral_title)]
+    body: Annotated[str, Field(min_length=1, max_length=600)]  # 手口: who they pretend to be, what they say
+    where_when: Annotated[str, Field(max_length=200)] | None = None
+    countermeasures: list[Annotated[str, Field(min_length=1, max_length=80)]] = Field(default_factory=list,
+                                                                                      max_length=3)
+    desk: str | None = None  # default: the city's desk for the topic
+
+    @field_validator("topic")
+    @classmethod
+    def _topic(cls, topic: str) -> str:
+        if topic in SENSITIVE_TOPICS or topic not in TOPICS:
+            raise ValueError(f"{topic!r} is not an alert topic (one of {', '.join(TOPICS)}); DV, sexual-violence "
+                             "and victim help are never pushed (safety-design S1)")
+        return topic
+
+
+def validate_request(data: Any, city: City) -> AlertRequest:
+    """Schema first, then what depends on the city (areas, desk)."""
+    from pydantic import ValidationError
+
+    try:
+        request = AlertRequest.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "request"
+        raise AlertError(f"{where}: {first['msg'].removeprefix('Value error, ')}") from None
+    areas = {a.id for a in city.config.areas}
+    unknown = [a for a in request.areas if a not in areas]
+    if unknown:
+        raise AlertError(f"areas: unknown {unknown} (known: {', '.join(sorted(areas))})")
+    desk_id = request.desk or city.config.alert_desks[request.topic]
+    desk = city.desks.get(desk_id)
+    if desk is None or not desk.phones:
+        raise AlertError(f"desk: {desk_id!r} is not a desk of {city.id} with a phone number")
+    return request.model_copy(update={"desk": desk_id})
+
+
+def render(request: AlertRequest, city: City) -> FlexMessage:
+    """The alert card; altText (the lock-screen preview) is the title alone."""
+    desk = city.desks[request.desk or city.config.alert_desks[request.topic]]
+    t = lambda text, **kw: {"type": "text", "text": text, "wrap": True, **kw}  # noqa: E731
+    body: list[dict[str, Any]] = [t(TOPIC_LABELS[request.topic], size="xs", color="#c8102e", weight="bold"),
+                                  t(request.title, weight="bold", size="md"),
+                                  t("手口: " + request.body, size="sm")]
+    if request.where_when:
+        body.append(t("いつ・どこで: " + request.where_when, size="sm"))
+    if request.countermeasures:
+        marks = "①②③"
+        body.append(t("対策: " + " ".join(f"{marks[n]} {c}" for n, c in enumerate(request.countermeasures)),
+                      size="sm"))
+    body.append(t(f"相談先: {desk.name.ja}", size="sm"))
+    body.append(t(SHARE_PROMPT, size="xs", color="#555555"))
+    phone = desk.phones[0]
+    bubble = {
+        "type": "bubble",
+        "body": {"type": "box", "layout": "vertical", "spacing": "sm", "contents": body},
+        "footer": {"type": "box", "layout": "vertical", "contents": [{
+            "type": "button", "style": "primary", "height": "sm",
+            "action": {"type": "uri", "label": f"電話する {phone.number}"[:20], "uri": phone.tel_uri}}]},
+    }
+    return FlexMessage(alt_text=request.title, contents=FlexContainer.from_dict(bubble))
+
+
+# ---------------------------------------------------------------- storage and status
+
+
+@dataclass(frozen=True)
+class AlertStatus:
+    id: str
+    state: str
+    topic: str
+    areas: list[str]
+    title: str
+    recipients: int | None
+    sent: int
+    failed: int
+    capped: int
+    chunks_total: int | None
+    chunks_done: int
+    eta_seconds: float | None
+    stalled: bool
+    error: str | None
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def alert_key(alert_id: str) -> str:
+    return f"alert:{alert_id}"
+
+
+def create_alert(client: redis.Redis, city: City, data: Any) -> str:
+    """Validate, store and return the new alert's id (queued; bot.delivery sends it)."""
+    request = validate_request(data, city)
+    alert_id = time.strftime("%Y%m%d%H%M%S") + "-" + uuid.uuid4().hex[:8]
+    message = render(request, city)
+    pipe = client.pipeline()
+    pipe.hset(alert_key(alert_id), mapping={
+        "city": city.id, "topic": request.topic, "areas": ",".join(request.areas), "title": request.title,
+        "city_areas": ",".join(a.id for a in city.config.areas),
+        "request": request.model_dump_json(), "message": json.dumps(message.to_dict(), ensure_ascii=False),
+        "state": "queued", "created_at": f"{time.time():.3f}", "sent": 0, "failed": 0, "capped": 0,
+        "chunks_done": 0,
+    })
+    pipe.sadd("alerts:active", alert_id)
+    pipe.execute()
+    return alert_id
+
+
+def alert_status(client: redis.Redis, alert_id: str, rate_per_second: float) -> AlertStatus | None:
+    data = client.hgetall(alert_key(alert_id))
+    if not data:
+        return None
+    integer = lambda k: int(data[k]) if data.get(k) not in (None, "") else None  # noqa: E731
+    total, done = integer("chunks_total"), integer("chunks_done") or 0
+    state = data.get("state", "queued")
+    eta = None
+    if total is not None and state in ("queued", "sending"):
+        eta = math.ceil(max(0, total - done) / rate_per_second * 10) / 10
+    # Visible when a job is meant to run but no worker holds its lease.
+    stalled = state == "sending" and not client.exists(f"{alert_key(alert_id)}:lease")
+    return AlertStatus(alert_id, state, data["topic"], data["areas"].split(","), data["title"], integer("recipients"),
+                       integer("sent") or 0, integer("failed") or 0, integer("capped") or 0, total, done, eta,
+                       stalled, data.get("error"))
+
+
+__all__ = ["ALL_AREAS", "AlertError", "AlertRequest", "AlertStatus", "alert_status", "create_alert", "render"]

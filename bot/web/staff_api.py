@@ -1,0 +1,50 @@
+"""The staff JSON API (bearer ADMIN_API_TOKEN): alerts now, campaigns later.
+
+It calls the same domain functions as the CLI (bot.alerts, bot.delivery).
+"""
+
+from __future__ import annotations
+
+import hmac
+
+from flask import Blueprint, current_app, jsonify, request
+
+from bot import alerts, delivery
+
+bp = Blueprint("staff_api", __name__, url_prefix="/api")
+
+
+@bp.before_request
+def require_token():  # noqa: ANN201
+    token = current_app.extensions["bot"].settings.admin_api_token
+    if not token:
+        return jsonify({"message": "the staff API is off: set ADMIN_API_TOKEN"}), 503
+    given = request.headers.get("Authorization", "")
+    if not (given.startswith("Bearer ") and hmac.compare_digest(given[7:].encode(), token.encode())):
+        return jsonify({"message": "missing or wrong bearer token"}), 401
+    return None
+
+
+@bp.post("/alerts")
+def create_alert():  # noqa: ANN201
+    services = current_app.extensions["bot"]
+    runtime = services.runtime
+    data = request.get_json(silent=True)
+    if not isinstance(data, dict):
+        return jsonify({"message": "send a JSON object"}), 400
+    city = runtime.catalog.city(services.settings.city)
+    try:
+        alert_id = alerts.create_alert(runtime.redis.client, city, data)
+    except alerts.AlertError as exc:
+        return jsonify({"message": str(exc)}), 400
+    delivery.enqueue(runtime.redis.url, alert_id)
+    return jsonify({"id": alert_id, "status": f"/api/alerts/{alert_id}"}), 202
+
+
+@bp.get("/alerts/<alert_id>")
+def alert_status(alert_id: str):  # noqa: ANN201
+    services = current_app.extensions["bot"]
+    status = alerts.alert_status(services.runtime.redis.client, alert_id, services.settings.alert_rate_per_second)
+    if status is None:
+        return jsonify({"message": "no such alert"}), 404
+    return jsonify(status.as_dict())

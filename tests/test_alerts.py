@@ -1,0 +1,292 @@
+"""Alerts end to end: subscriptions, targeting, the daily cap, delivery against the fake
+LINE API with 429s, 500s and lost responses, the monthly limit, a worker killed with
+kill -9 and restarted, the staff API and the CLI."""
+
+from __future__ import annotations
+
+import collections
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from rq import Queue
+
+from bot import alerts, delivery
+from bot.app import create_app
+from bot.cli import main
+from bot.delivery import Delivery
+from bot.line_api import LineApi
+from bot.messages import postback_data
+from bot.ratelimit import RateLimiter
+from bot.runtime import build
+from bot.settings import REPO_ROOT
+from bot.subscriptions import Subscriptions
+from tests.line_helpers import SECRET, TOKEN, FakeLineServer, body_of, event, sign, user
+
+ADMIN = "staff-token-for-tests"
+
+
+@pytest.fixture
+def line():
+    server = FakeLineServer()
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def alert_settings(settings, line):
+    return settings.with_(line_channel_secret=SECRET, line_channel_access_token=TOKEN, line_api_base_url=line.url,
+                          admin_api_token=ADMIN, alert_rate_per_second=1000.0)
+
+
+@pytest.fixture
+def city(catalog):
+    return catalog.city("kumamoto")
+
+
+@pytest.fixture
+def subs(redis_client):
+    return Subscriptions(redis_client, "kumamoto")
+
+
+def fraud_alert(**over):
+    data = {"topic": "fraud", "areas": ["chuo"], "title": "「警察官」を名乗る電話に注意",
+            "body": "警察官を名乗り「口座が犯罪に使われている」と言って、キャッシュカードを求める電話。",
+            "where_when": "12月2日から中央区で同じような電話が続いています。",
+            "countermeasures": ["知らない番号には出ない", "いったん切って自分で調べた番号にかけ直す", "家族に相談する"]}
+    data.update(over)
+    return data
+
+
+def deliver(client, settings, alert_id):
+    api = LineApi(settings, retries=0)
+    try:
+        return Delivery(client, api, settings).run(alert_id)
+    finally:
+        api.close()
+
+
+def received(line):
+    """user id -> number of alert messages delivered by multicast."""
+    counts = collections.Counter()
+    for d in line.fake.deliveries:
+        if d.endpoint == "multicast":
+            counts.update(d.to)
+    return counts
+
+
+def test_targeting_topic_by_area_with_whole_city_subscribers(redis_client, alert_settings, city, subs, line):
+    chuo_fraud, higashi_fraud, whole_fraud, chuo_suspicious = user(1), user(2), user(3), user(4)
+    subs.set_areas(chuo_fraud, ["chuo"]); subs.set_topics(chuo_fraud, ["fraud"])  # noqa: E702
+    subs.set_areas(higashi_fraud, ["higashi"]); subs.set_topics(higashi_fraud, ["fraud", "safety"])  # noqa: E702
+    subs.set_areas(whole_fraud, ["all"]); subs.set_topics(whole_fraud, ["fraud"])  # noqa: E702
+    subs.set_areas(chuo_suspicious, ["chuo"]); subs.set_topics(chuo_suspicious, ["suspicious"])  # noqa: E702
+
+    alert_id = alerts.create_alert(redis_client, city, fraud_alert())
+    assert deliver(redis_client, alert_settings, alert_id) == "done"
+    assert set(received(line)) == {chuo_fraud, whole_fraud}
+
+    whole_city = alerts.create_alert(redis_client, city, fraud_alert(areas=["all"], title="市内全域のお知らせ"))
+    deliver(redis_client, alert_settings, whole_city)
+    assert received(line) == {chuo_fraud: 2, whole_fraud: 2, higashi_fraud: 1}
+    status = alerts.alert_status(redis_client, whole_city, 150)
+    assert (status.state, status.recipients, status.sent, status.failed) == ("done", 3, 3, 0)
+
+
+def test_the_alert_card_follows_the_police_pattern(redis_client, alert_settings, city, subs, line):
+    subs.set_areas(user(5), ["chuo"]); subs.set_topics(user(5), ["fraud"])  # noqa: E702
+    deliver(redis_client, alert_settings, alerts.create_alert(redis_client, city, fraud_alert()))
+    (message,) = line.fake.deliveries[0].messages
+    assert message["altText"] == "「警察官」を名乗る電話に注意"
+    text = json.dumps(message, ensure_ascii=False)
+    for part in ("手口:", "いつ・どこで:", "① 知らない番号には出ない", "③ 家族に相談する", "身近な方にも伝えて"):
+        assert part in text
+    button = message["contents"]["footer"]["contents"][0]["action"]
+    assert button["uri"] == "tel:0963812567"  # the city's desk for fraud: the police fraud hotline
+
+
+def test_subscribing_by_chat_then_receiving(redis_client, alert_settings, city, line, catalog, shared_matcher):
+    app = create_app(alert_settings, runtime=build(alert_settings, catalog=catalog, matcher=shared_matcher),
+                     synchronous_sends=True)
+    client = app.test_client()
+    resident = user(77)
+    for data in (postback_data("area", a="kita"), postback_data("topic", t="suspicious")):
+        raw = body_of(event("postback", resident, reply_token=line.fake.issue_reply_token(resident),
+                            postback={"data": data}))
+        assert client.post("/callback", data=raw, headers={"X-Line-Signature": sign(raw)}).status_code == 200
+    app.extensions["bot"].close()
+    alert_id = alerts.create_alert(redis_client, city, fraud_alert(topic="suspicious", areas=["kita"],
+                                                                     title="下校中の声かけに注意"))
+    deliver(redis_client, alert_settings, alert_id)
+    assert received(line) == {resident: 1}
+
+
+def test_daily_cap_holds_back_the_fourth_alert_but_never_an_emergency(redis_client, alert_settings, city, subs, line):
+    resident = user(9)
+    subs.set_areas(resident, ["chuo"]); subs.set_topics(resident, ["fraud", "emergency"])  # noqa: E702
+    states = []
+    for n in range(4):
+        alert_id = alerts.create_alert(redis_client, city, fraud_alert(title=f"お知らせ {n}"))
+        deliver(redis_client, alert_settings, alert_id)
+        states.append(alerts.alert_status(redis_client, alert_id, 150))
+    assert received(line)[resident] == 3
+    assert (states[3].sent, states[3].capped) == (0, 1)
+    urgent = alerts.create_alert(redis_client, city, fraud_alert(topic="emergency", title="緊急治安情報"))
+    deliver(redis_client, alert_settings, urgent)
+    assert received(line)[resident] == 4
+
+
+def test_delivery_survives_429_500_and_lost_responses_exactly_once(redis_client, alert_settings, city, subs, line):
+    people = [user(1000 + n) for n in range(1234)]  # 3 chunks
+    for p in people:
+        subs.set_areas(p, ["higashi"])
+        subs.set_topics(p, ["safety"])
+    line.fake.fail_next("multicast", 429, count=2)
+    line.fake.fail_next("multicast", 500, count=2)
+    line.fake.fail_next("multicast", 500, after_accept=True)  # accepted, then the response is lost
+    alert_id = alerts.create_alert(redis_client, city, fraud_alert(topic="safety", areas=["higashi"]))
+    assert deliver(redis_client, alert_settings, alert_id) == "done"
+    counts = received(line)
+    assert set(counts) == set(people) and set(counts.values()) == {1}
+    status = alerts.alert_status(redis_client, alert_id, 150)
+    assert (status.recipients, status.sent, status.failed, status.chunks_total, status.chunks_done) == (
+        1234, 1234, 0, 3, 3)
+    keys = [d.retry_key for d in line.fake.deliveries]
+    assert len(set(keys)) == 3 and all(keys)
+
+
+def test_monthly_limit_stops_the_job_with_a_clear_state(redis_client, alert_settings, city, subs, line):
+    for n in range(600):
+        subs.set_areas(user(3000 + n), ["nishi"])
+        subs.set_topics(user(3000 + n), ["fraud"])
+    line.fake.monthly_limit = 500  # the first chunk fits, the second does not
+    alert_id = alerts.create_alert(redis_client, city, fraud_alert(areas=["nishi"]))
+    assert deliver(redis_client, alert_settings, alert_id) == "stopped_monthly_limit"
+    status = alerts.alert_status(redis_client, alert_id, 150)
+    assert status.state == "stopped_monthly_limit" and "monthly" in status.error
+    assert status.sent == 500 and len(received(line)) == 500
+
+
+@pytest.mark.parametrize("topic", ["dv", "sexual_violence", "victim_support", "stalking"])
+def test_sensitive_topics_can_never_be_alerts(redis_client, city, topic):
+    with pytest.raises(alerts.AlertError, match="never pushed"):
+        alerts.create_alert(redis_client, city, fraud_alert(topic=topic))
+    assert redis_client.keys("alert:*") == []
+
+
+def test_titles_stay_neutral_on_the_lock_screen(redis_client, city):
+    with pytest.raises(alerts.AlertError, match="lock screens"):
+        alerts.create_alert(redis_client, city, fraud_alert(title="DV被害の相談会"))
+
+
+def test_one_rate_limit_binds_all_workers(redis_client):
+    a, b = RateLimiter(redis_client, "test", 50), RateLimiter(redis_client, "test", 50)
+    started = time.perf_counter()
+    for n in range(40):
+        (a if n % 2 else b).acquire()
+    assert time.perf_counter() - started >= 39 / 50 * 0.95
+
+
+# ------------------------------------------------------------- the worker, killed
+
+
+def worker_env(alert_settings, **extra):
+    env = {**os.environ, "REDIS_URL": alert_settings.redis_url, "LINE_CHANNEL_SECRET": SECRET,
+           "LINE_CHANNEL_ACCESS_TOKEN": TOKEN, "LINE_API_BASE_URL": alert_settings.line_api_base_url,
+           "BOT_DATA_DIR": str(alert_settings.data_dir), "ALERT_LEASE_MS": "1500"}
+    env.update({k: str(v) for k, v in extra.items()})
+    return env
+
+
+def test_worker_killed_mid_job_and_restarted_misses_no_one_and_doubles_no_one(
+        redis_client, alert_settings, city, subs, line):
+    people = [user(5000 + n) for n in range(4321)]  # 9 chunks
+    pipe = redis_client.pipeline()
+    for p in people:  # the same keys Subscriptions writes, in bulk
+        pipe.hset(f"sub:kumamoto:user:{p}", mapping={"areas": "minami", "topics": "missing"})
+        pipe.sadd("sub:kumamoto:area:minami", p)
+        pipe.sadd("sub:kumamoto:topic:missing", p)
+    pipe.execute()
+    alert_id = alerts.create_alert(redis_client, city, fraud_alert(topic="missing", areas=["minami"],
+                                                                     title="行方不明者の情報提供のお願い"))
+    delivery.enqueue(alert_settings.redis_url, alert_id)
+    slow = worker_env(alert_settings, ALERT_RATE_PER_SECOND=4)  # ~2 s for 9 chunks
+    first = subprocess.Popen([sys.executable, "-m", "bot", "worker", "--burst"], cwd=REPO_ROOT, env=slow,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 30
+    while (int(redis_client.hget(f"alert:{alert_id}", "chunks_done") or 0) < 3) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    os.kill(first.pid, signal.SIGKILL)
+    first.wait()
+    done_at_kill = int(redis_client.hget(f"alert:{alert_id}", "chunks_done"))
+    assert 3 <= done_at_kill < 9
+    status = alerts.alert_status(redis_client, alert_id, 4)
+    time.sleep(1.6)  # the dead worker's lease runs out
+    assert alerts.alert_status(redis_client, alert_id, 4).stalled
+    second = subprocess.run([sys.executable, "-m", "bot", "worker", "--burst"], cwd=REPO_ROOT,
+                            env=worker_env(alert_settings), capture_output=True, text=True, timeout=60)
+    assert "re-queued 1 alert" in second.stdout, second.stdout + second.stderr
+    final = alerts.alert_status(redis_client, alert_id, 150)
+    assert (final.state, final.sent, final.failed, final.chunks_done) == ("done", 4321, 0, 9), final
+    counts = received(line)
+    assert set(counts) == set(people) and set(counts.values()) == {1}
+    assert status.state == "sending"
+
+
+# ------------------------------------------------------------- staff API and CLI
+
+
+def test_staff_api_creates_queues_and_reports(alert_settings, redis_client, catalog, shared_matcher):
+    app = create_app(alert_settings, runtime=build(alert_settings, catalog=catalog, matcher=shared_matcher))
+    client = app.test_client()
+    try:
+        assert client.post("/api/alerts", json=fraud_alert()).status_code == 401
+        assert client.post("/api/alerts", json=fraud_alert(),
+                           headers={"Authorization": "Bearer nope"}).status_code == 401
+        auth = {"Authorization": f"Bearer {ADMIN}"}
+        refused = client.post("/api/alerts", json=fraud_alert(topic="dv"), headers=auth)
+        assert refused.status_code == 400 and "never pushed" in refused.json["message"]
+        bad_area = client.post("/api/alerts", json=fraud_alert(areas=["mars"]), headers=auth)
+        assert bad_area.status_code == 400 and "areas" in bad_area.json["message"]
+        created = client.post("/api/alerts", json=fraud_alert(), headers=auth)
+        assert created.status_code == 202
+        alert_id = created.json["id"]
+        assert Queue(delivery.QUEUE, connection=delivery.rq_connection(alert_settings.redis_url)).count == 1
+        status = client.get(f"/api/alerts/{alert_id}", headers=auth)
+        assert status.status_code == 200 and status.json["state"] == "queued"
+        assert set(status.json) >= {"recipients", "sent", "failed", "chunks_total", "chunks_done", "eta_seconds",
+                                    "stalled"}
+        assert client.get("/api/alerts/nope", headers=auth).status_code == 404
+    finally:
+        app.extensions["bot"].close()
+
+
+def test_staff_api_is_off_without_a_token(settings, redis_client, catalog, shared_matcher):
+    app = create_app(settings, runtime=build(settings, catalog=catalog, matcher=shared_matcher))
+    try:
+        assert app.test_client().post("/api/alerts", json=fraud_alert()).status_code == 503
+    finally:
+        app.extensions["bot"].close()
+
+
+def test_cli_send_and_status(alert_settings, redis_client, subs, line, capsys, monkeypatch):
+    subs.set_areas(user(42), ["chuo"]); subs.set_topics(user(42), ["fraud"])  # noqa: E702
+    assert main(["alert", "send", "--topic", "dv", "--areas", "chuo", "--title", "x", "--body", "y"],
+                settings=alert_settings) == 1
+    assert "never pushed" in capsys.readouterr().err
+    assert main(["alert", "send", "--topic", "fraud", "--areas", "chuo,higashi", "--title", "還付金詐欺に注意",
+                 "--body", "市役所職員を名乗り「医療費が戻る」とATMへ誘導する電話。", "--countermeasure",
+                 "ATMでお金は戻らない"], settings=alert_settings) == 0
+    alert_id = capsys.readouterr().out.split()[2].rstrip(";")
+    for key, value in worker_env(alert_settings).items():
+        monkeypatch.setenv(key, value)
+    from rq import SimpleWorker
+    SimpleWorker([delivery.QUEUE], connection=delivery.rq_connection(alert_settings.redis_url)).work(burst=True)
+    assert main(["alert", "status", alert_id], settings=alert_settings) == 0
+    status = json.loads(capsys.readouterr().out)
+    assert (status["state"], status["sent"], status["recipients"]) == ("done", 1, 1)
+    assert received(line) == {user(42): 1}
