@@ -17,6 +17,7 @@ from bot.matching import Matcher
 from bot.runtime import Runtime, build
 from bot.settings import REPO_ROOT, Settings
 from bot.store import start_embedded
+from tests.line_helpers import FakeLineServer
 
 
 @pytest.fixture(scope="session")
@@ -69,3 +70,11 @@ def content_copy(tmp_path: Path) -> Path:
     shutil.copytree(REPO_ROOT / "intents", root / "intents")
     shutil.copytree(REPO_ROOT / "content", root / "content")
     return root
+
+
+@pytest.fixture
+def line() -> Iterator[FakeLineServer]:
+    """The fake LINE API on a real port for this test."""
+    server = FakeLineServer()
+    yield server
+    server.close()

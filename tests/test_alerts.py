@@ -25,16 +25,9 @@ from bot.ratelimit import RateLimiter
 from bot.runtime import build
 from bot.settings import REPO_ROOT
 from bot.subscriptions import Subscriptions
-from tests.line_helpers import SECRET, TOKEN, FakeLineServer, body_of, event, sign, user
+from tests.line_helpers import SECRET, TOKEN, body_of, event, sign, user
 
 ADMIN = "staff-token-for-tests"
-
-
-@pytest.fixture
-def line():
-    server = FakeLineServer()
-    yield server
-    server.close()
 
 
 @pytest.fixture

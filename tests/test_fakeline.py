@@ -17,16 +17,9 @@ from linebot.v3.messaging import TextMessage
 from bot.fakeline import MONTHLY_LIMIT_MESSAGE, FakeLine
 from bot.line_api import LineApi
 from bot.settings import Settings
-from tests.line_helpers import TOKEN, FakeLineServer, user
+from tests.line_helpers import TOKEN, user
 
 ALICE = user(10)
-
-
-@pytest.fixture
-def line():
-    server = FakeLineServer()
-    yield server
-    server.close()
 
 
 @pytest.fixture

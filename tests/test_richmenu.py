@@ -9,14 +9,7 @@ from bot.cli import main
 from bot.line_api import LineApi
 from bot.messages import parse_postback
 from bot.settings import Settings
-from tests.line_helpers import TOKEN, FakeLineServer
-
-
-@pytest.fixture
-def line():
-    server = FakeLineServer()
-    yield server
-    server.close()
+from tests.line_helpers import TOKEN
 
 
 @pytest.mark.parametrize("city", ["kumamoto", "minato"])

@@ -13,7 +13,6 @@ from tests.line_helpers import (
     OLD_SECRET,
     SECRET,
     TOKEN,
-    FakeLineServer,
     body_of,
     event,
     sign,
@@ -22,13 +21,6 @@ from tests.line_helpers import (
 )
 
 ALICE, BOB, CAROL = user(1), user(2), user(3)
-
-
-@pytest.fixture
-def line():
-    server = FakeLineServer()
-    yield server
-    server.close()
 
 
 def make_app(settings, line, catalog, matcher, **over):
