@@ -18,6 +18,7 @@ Inspection endpoints for tests and the simulator live under /fake/.
 from __future__ import annotations
 
 import json
+import random
 import re
 import threading
 import time
@@ -74,6 +75,10 @@ class FakeLine:
     rates: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_RATES))
     monthly_limit: int | None = None  # messages x recipients for push/multicast
     access_token: str | None = None  # when set, the bearer token must match
+    # Random failures on the send endpoints (benchmarks): this share of requests fails,
+    # split evenly between 429 (rate), 500, and 500 after acceptance (a lost response).
+    failure_rate: float = 0.0
+    seed: int = 7
 
     def __post_init__(self) -> None:
         self.lock = threading.Lock()
@@ -91,6 +96,7 @@ class FakeLine:
         self.rich_menu_images: dict[str, bytes] = {}
         self.default_rich_menu: str | None = None
         self.seq = 0
+        self.random = random.Random(self.seed)
 
     # ---------------------------------------------------------- test controls
 
@@ -126,7 +132,20 @@ class FakeLine:
                 if f.endpoint in (endpoint, "*"):
                     self.failures.remove(f)
                     return f
+            if self.failure_rate and endpoint in SEND_ENDPOINTS and self.random.random() < self.failure_rate:
+                kind = self.random.randrange(3)
+                return Failure(endpoint, 429 if kind == 0 else 500, after_accept=kind == 2)
         return None
+
+    def recipient_summary(self) -> dict[str, int]:
+        """How many users got messages, and how many got more than one delivery."""
+        with self.lock:
+            per_user: dict[str, int] = defaultdict(int)
+            for d in self.deliveries:
+                for user in d.to:
+                    per_user[user] += 1
+        return {"users": len(per_user), "duplicates": sum(1 for n in per_user.values() if n > 1),
+                "deliveries": sum(per_user.values())}
 
     def _rate(self, endpoint: str) -> None:
         limit = self.rates.get(endpoint)
@@ -302,7 +321,8 @@ def create_fake_line_app(fake: FakeLine | None = None) -> Flask:
                 if failure and failure.delay:
                     time.sleep(failure.delay)
                 if failure and not failure.after_accept:
-                    raise LineError(failure.status, "An error occurred in the backend server.")
+                    message = RATE_LIMIT_MESSAGE if failure.status == 429 else "An error occurred in the backend server."
+                    raise LineError(failure.status, message)
                 if retry_key:
                     with fake.lock:
                         accepted = fake.accepted_keys.get(retry_key)
@@ -468,6 +488,8 @@ def create_fake_line_app(fake: FakeLine | None = None) -> Flask:
                 fake.monthly_limit = data["monthlyLimit"]
             if "replyTokenTtl" in data:
                 fake.reply_token_ttl = float(data["replyTokenTtl"])
+            if "failureRate" in data:
+                fake.failure_rate = float(data["failureRate"])
         for f in data.get("failures") or []:
             fake.fail_next(f["endpoint"], int(f.get("status", 500)), int(f.get("count", 1)),
                            after_accept=bool(f.get("afterAccept")), delay=float(f.get("delay", 0)))
@@ -479,6 +501,10 @@ def create_fake_line_app(fake: FakeLine | None = None) -> Flask:
         after = request.args.get("after", "0")
         rows = fake.messages_for(user, int(after) if after.isdigit() else 0)
         return jsonify({"messages": [{"seq": n, "message": m} for n, m in rows]})
+
+    @app.get("/fake/recipients")
+    def fake_recipients() -> Response:
+        return jsonify(fake.recipient_summary())
 
     @app.get("/fake/stats")
     def fake_stats() -> Response:

@@ -46,6 +46,8 @@ class Settings:
     alert_daily_cap: int = 3
     # A worker that stops heart-beating for this long is presumed dead; its alert is re-queued.
     alert_lease_ms: int = 30_000
+    # Chunks a worker has in flight at once for one alert (all under the shared rate).
+    alert_send_concurrency: int = 16
     extra: Mapping[str, str] = field(default_factory=dict)
 
     @property
@@ -81,6 +83,7 @@ class Settings:
             alert_rate_per_second=float(env.get("ALERT_RATE_PER_SECOND", base.alert_rate_per_second)),
             alert_daily_cap=int(env.get("ALERT_DAILY_CAP", base.alert_daily_cap)),
             alert_lease_ms=int(env.get("ALERT_LEASE_MS", base.alert_lease_ms)),
+            alert_send_concurrency=int(env.get("ALERT_SEND_CONCURRENCY", base.alert_send_concurrency)),
         )
 
     def with_(self, **changes: object) -> Settings:

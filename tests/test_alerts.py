@@ -153,10 +153,10 @@ def test_delivery_survives_429_500_and_lost_responses_exactly_once(redis_client,
 
 
 def test_monthly_limit_stops_the_job_with_a_clear_state(redis_client, alert_settings, city, subs, line):
-    for n in range(600):
+    for n in range(1000):
         subs.set_areas(user(3000 + n), ["nishi"])
         subs.set_topics(user(3000 + n), ["fraud"])
-    line.fake.monthly_limit = 500  # the first chunk fits, the second does not
+    line.fake.monthly_limit = 500  # one chunk of 500 fits, the other does not
     alert_id = alerts.create_alert(redis_client, city, fraud_alert(areas=["nishi"]))
     assert deliver(redis_client, alert_settings, alert_id) == "stopped_monthly_limit"
     status = alerts.alert_status(redis_client, alert_id, 150)
