@@ -278,6 +278,8 @@ def cmd_serve(settings: Settings, dev: bool = False) -> int:
     if settings.local_mode:
         print(f"Local mode (no LINE credentials): open {where}/dev/chat to talk to the bot.", flush=True)
     print(f"Webhook: POST {where}/callback   Health: {where}/healthz", flush=True)
+    print(f"Redis: {settings.redis_url}  (alert workers: REDIS_URL={settings.redis_url} python -m bot worker)",
+          flush=True)
     try:
         if dev:
             create_app(settings).run(settings.host, settings.port, threaded=True)
