@@ -109,8 +109,9 @@ def run(subscribers: int, rate: float, failure_rate: float, concurrency: int, to
                "ALERT_RATE_PER_SECOND": str(rate), "ALERT_SEND_CONCURRENCY": str(concurrency),
                "BOT_LOG_LEVEL": "WARNING"}
         worker_started = time.time()
+        worker_log = open(data_dir / "worker.log", "w")  # noqa: SIM115 - closed below
         worker = subprocess.Popen([PY, "-m", "bot", "worker", "--burst"], cwd=ROOT, env=env,
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                                  stdout=worker_log, stderr=subprocess.STDOUT)
         peak = 0
         cpu0 = {"fake": cpu_seconds(fake.pid), "redis": cpu_seconds(server.pid)}
         worker_cpu = 0.0
@@ -120,8 +121,11 @@ def run(subscribers: int, rate: float, failure_rate: float, concurrency: int, to
             time.sleep(0.1)
         cpu = {"worker": worker_cpu, "fake LINE": cpu_seconds(fake.pid) - cpu0["fake"],
                "redis": cpu_seconds(server.pid) - cpu0["redis"]}
+        worker_log.close()
         status = alerts.alert_status(client, alert_id, rate)
         info = client.hgetall(f"alert:{alert_id}")
+        if status.state != "done":
+            print((data_dir / "worker.log").read_text()[-3000:])
         summary = http(f"http://127.0.0.1:{fake_port}/fake/recipients")
         stats = http(f"http://127.0.0.1:{fake_port}/fake/stats")
     finally:

@@ -98,10 +98,12 @@ def deliver_alert(alert_id: str) -> str:
 
 
 def requeue_stalled(client: redis.Redis, redis_url: str) -> list[str]:
-    """Alerts still to send whose worker died (no lease): queue them again."""
+    """Alerts a worker started and did not finish (its lease ran out): queue them again.
+
+    Alerts still "queued" have their job waiting in RQ already."""
     queued = []
     for alert_id in sorted(client.smembers("alerts:active")):
-        if not client.exists(f"{alert_key(alert_id)}:lease"):
+        if client.hget(alert_key(alert_id), "state") == "sending" and not client.exists(f"{alert_key(alert_id)}:lease"):
             enqueue(redis_url, alert_id)
             queued.append(alert_id)
     return queued

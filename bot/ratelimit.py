@@ -29,6 +29,22 @@ return -1
 """
 
 
+# Reservation: every caller gets the next free slot and the time to wait for it, so
+# waiting callers never race each other for the same slot (and never waste one).
+# KEYS[1] = key; ARGV = now_ms, interval_ms, burst_ms. Returns whole ms to wait (>= 0).
+_RESERVE = """
+local now = tonumber(ARGV[1])
+local interval = tonumber(ARGV[2])
+local burst = tonumber(ARGV[3])
+local tat = tonumber(redis.call('GET', KEYS[1]) or now)
+if tat < now then tat = now end
+redis.call('SET', KEYS[1], tat + interval, 'PX', math.ceil(tat - now + interval + burst + 1000))
+local wait = tat - burst - now
+if wait < 0 then return 0 end
+return math.ceil(wait)
+"""
+
+
 class RateLimiter:
     def __init__(self, client: redis.Redis, name: str, per_second: float, burst: int = 1) -> None:
         self.client = client
@@ -37,6 +53,7 @@ class RateLimiter:
         # Up to `burst` requests may go back to back; the average never exceeds the rate.
         self.burst_ms = self.interval_ms * max(0, burst - 1)
         self._script = client.register_script(_GCRA)
+        self._reserve = client.register_script(_RESERVE)
 
     def try_acquire(self) -> float:
         """0 when a request may go now, else the seconds to wait."""
@@ -45,5 +62,8 @@ class RateLimiter:
         return max(0, wait_ms) / 1000.0
 
     def acquire(self) -> None:
-        while (wait := self.try_acquire()) > 0:
-            time.sleep(wait)
+        """Take the next slot (shared by every process on this Redis) and wait for it."""
+        now_ms = time.time() * 1000.0
+        wait_ms = int(self._reserve(keys=[self.key], args=[now_ms, self.interval_ms, self.burst_ms]))
+        if wait_ms > 0:
+            time.sleep(wait_ms / 1000.0)
