@@ -20,11 +20,11 @@ from typing import Annotated, Any
 
 import redis
 from linebot.v3.messaging import FlexContainer, FlexMessage
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from bot import policy
 from bot.loader import City
 from bot.subscriptions import ALL_AREAS, TOPICS
+from bot.validation import first_error, neutral
 
 SENSITIVE_TOPICS = ("dv", "sexual_violence", "stalking", "victim", "victim_support", "child_abuse", "suicide")
 SHARE_PROMPT = "このお知らせを、身近な方にも伝えてください。"
@@ -36,19 +36,12 @@ class AlertError(ValueError):
     """A request staff must correct; the message says what and why."""
 
 
-def _neutral_title(title: str) -> str:
-    word = policy.forbidden_label_word(title)
-    if word:
-        raise ValueError(f"the title shows on lock screens; it must not contain {word!r} (safety-design S2)")
-    return title
-
-
 class AlertRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     topic: str
     areas: list[str] = Field(min_length=1)
-    title: Annotated[str, Field(min_length=1, max_length=60), AfterValidator(_neutral_title)]
+    title: Annotated[str, Field(min_length=1, max_length=60), AfterValidator(neutral)]
     body: Annotated[str, Field(min_length=1, max_length=600)]  # 手口: who they pretend to be, what they say
     where_when: Annotated[str, Field(max_length=200)] | None = None
     countermeasures: list[Annotated[str, Field(min_length=1, max_length=80)]] = Field(default_factory=list,
@@ -66,14 +59,10 @@ class AlertRequest(BaseModel):
 
 def validate_request(data: Any, city: City) -> AlertRequest:
     """Schema first, then what depends on the city (areas, desk)."""
-    from pydantic import ValidationError
-
     try:
         request = AlertRequest.model_validate(data)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "request"
-        raise AlertError(f"{where}: {first['msg'].removeprefix('Value error, ')}") from None
+        raise AlertError(first_error(exc)) from None
     areas = {a.id for a in city.config.areas}
     unknown = [a for a in request.areas if a not in areas]
     if unknown:

@@ -80,12 +80,14 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     app.extensions["bot"] = services
 
     from bot.web.health import bp as health_bp
+    from bot.web.links import bp as links_bp
     from bot.web.staff_api import bp as staff_api_bp
     from bot.web.webhook import bp as webhook_bp
 
     app.register_blueprint(webhook_bp)
     app.register_blueprint(health_bp)
     app.register_blueprint(staff_api_bp)
+    app.register_blueprint(links_bp)
     if settings.local_mode:
         from werkzeug.middleware.dispatcher import DispatcherMiddleware
 

@@ -72,6 +72,17 @@ def main(argv: Sequence[str] | None = None, settings: Settings | None = None) ->
     status = alert_sub.add_parser("status", help="recipients, sent, failed, chunks, ETA")
     status.add_argument("id")
 
+    camp = sub.add_parser("campaign", help="awareness campaigns with surveys")
+    camp_sub = camp.add_subparsers(dest="campaign_command", required=True)
+    create = camp_sub.add_parser("create", help="create a campaign from a JSON file (see README)")
+    create.add_argument("file", type=Path)
+    create.add_argument("--city", help="city profile (default: BOT_CITY or kumamoto)")
+    camp_send = camp_sub.add_parser("send", help="queue the campaign for delivery")
+    camp_send.add_argument("id")
+    camp_stats = camp_sub.add_parser("stats", help="delivered, opens, clicks, answers per variant")
+    camp_stats.add_argument("id")
+    camp_stats.add_argument("--csv", action="store_true")
+
     args = parser.parse_args(argv)
     settings = settings or Settings.from_env()
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
@@ -82,6 +93,8 @@ def main(argv: Sequence[str] | None = None, settings: Settings | None = None) ->
         return cmd_evaluate(settings, args.file, args.json)
     if args.command == "worker":
         return cmd_worker(settings, args.burst)
+    if args.command == "campaign":
+        return cmd_campaign(settings.with_(city=getattr(args, "city", None) or settings.city), args)
     if args.command == "alert":
         return cmd_alert(settings.with_(city=getattr(args, "city", None) or settings.city), args)
     if args.command == "richmenu":
@@ -209,6 +222,41 @@ def cmd_alert(settings: Settings, args: argparse.Namespace) -> int:
             return 1
         delivery.enqueue(url, alert_id)
         print(f"queued alert {alert_id}; see `python -m bot alert status {alert_id}`")
+        return 0
+    finally:
+        handle.close()
+
+
+def cmd_campaign(settings: Settings, args: argparse.Namespace) -> int:
+    from bot import campaigns, delivery
+    from bot.loader import load_catalog
+    from bot.store import connect
+
+    url = _redis_or_exit(settings)
+    if url is None:
+        return 2
+    handle = connect(url, settings.data_dir)
+    try:
+        if args.campaign_command == "create":
+            city = load_catalog(settings.content_root).city(settings.city)
+            try:
+                data = json.loads(args.file.read_text(encoding="utf-8"))
+                campaign_id = campaigns.create_campaign(handle.client, city.id, [a.id for a in city.config.areas],
+                                                        data)
+            except (OSError, ValueError) as exc:
+                print(f"campaign not created: {exc}", file=sys.stderr)
+                return 1
+            print(f"created campaign {campaign_id}")
+            return 0
+        if campaigns.load(handle.client, args.id) is None:
+            print(f"no campaign {args.id}", file=sys.stderr)
+            return 1
+        if args.campaign_command == "send":
+            delivery.enqueue_campaign(url, args.id)
+            print(f"queued campaign {args.id}")
+            return 0
+        report = campaigns.campaign_stats(handle.client, args.id)
+        print(campaigns.stats_csv(report) if args.csv else json.dumps(report, ensure_ascii=False, indent=2))
         return 0
     finally:
         handle.close()

@@ -24,6 +24,7 @@ import os
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from zoneinfo import ZoneInfo
 
@@ -85,16 +86,46 @@ def enqueue(redis_url: str, alert_id: str) -> None:
         description=f"deliver alert {alert_id}")
 
 
-def deliver_alert(alert_id: str) -> str:
-    """The RQ job: configuration comes from the worker's environment (never from the queue)."""
+def enqueue_campaign(redis_url: str, campaign_id: str) -> None:
+    from bot.campaign_delivery import deliver_campaign
+
+    Queue(QUEUE, connection=rq_connection(redis_url)).enqueue(
+        deliver_campaign, campaign_id, job_timeout=24 * 3600, result_ttl=7 * 24 * 3600,
+        description=f"deliver campaign {campaign_id}")
+
+
+def run_job(runner: type, item_id: str) -> str:
+    """An RQ job's body: configuration comes from the worker's environment (never from the queue)."""
     settings = Settings.from_env()
     handle = connect(settings.redis_url, settings.data_dir)
     api = LineApi(settings, retries=0)
     try:
-        return Delivery(handle.client, api, settings).run(alert_id)
+        return runner(handle.client, api, settings).run(item_id)
     finally:
         api.close()
         handle.close()
+
+
+def deliver_alert(alert_id: str) -> str:
+    return run_job(Delivery, alert_id)
+
+
+def send_with_retries(call: Callable[[], SendResult], limiter: RateLimiter) -> SendResult:
+    """One request, paced by the shared limiter, retried on 429 (rate) and 5xx/timeouts
+    with the same retry key (inside `call`); 409 means LINE accepted it already."""
+    result = SendResult(False, 0)
+    for attempt in range(1, MAX_ATTEMPTS + 1):
+        limiter.acquire()
+        result = call()
+        if result.ok or result.status == 409:
+            return SendResult(True, result.status, result.request_id, None, attempt)
+        if result.monthly_limit:
+            return result
+        if not (result.status == 0 or result.status >= 500 or result.status == 429):
+            return result
+        # LINE does not say how long to wait; back off, at least a second after a 429.
+        time.sleep(min(30.0, (1.0 if result.status == 429 else 0.2) * 2 ** (attempt - 1)))
+    return result
 
 
 def requeue_stalled(client: redis.Redis, redis_url: str) -> list[str]:
@@ -287,21 +318,7 @@ class Delivery:
         pipe.execute()
 
     def _send(self, recipients: list[str], messages: list[dict], retry_key: str) -> SendResult:
-        """One chunk, retried on 429 (rate) and 5xx/timeouts with the same key; 409 = delivered."""
-        result = SendResult(False, 0)
-        for attempt in range(1, MAX_ATTEMPTS + 1):
-            self.limiter.acquire()
-            result = self.api.multicast(recipients, messages, retry_key)
-            if result.ok or result.status == 409:
-                return SendResult(True, result.status, result.request_id, None, attempt)
-            if result.monthly_limit:
-                return result
-            retryable = result.status == 0 or result.status >= 500 or result.status == 429
-            if not retryable:
-                return result
-            # LINE does not say how long to wait; back off, at least a second after a 429.
-            time.sleep(min(30.0, (1.0 if result.status == 429 else 0.2) * 2 ** (attempt - 1)))
-        return result
+        return send_with_retries(lambda: self.api.multicast(recipients, messages, retry_key), self.limiter)
 
 
 class LeaseLost(Exception):

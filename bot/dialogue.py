@@ -145,6 +145,8 @@ class Dialogue:
             return Turn([m.with_quick_reply(card, self._menu_button(lang))], "switch", sensitive=True, lang=lang)
         if pb.act == "notice":
             return Turn([self._notice(lang, closing=True)], "notice", sensitive=True, lang=lang)
+        if pb.act == "answer":
+            return self._survey_answer(user_id, pb.params, lang)
         if pb.act in ("lang", "areas", "area", "topics", "topic", "done", "settings", "stop"):
             return self._settings(user_id, pb.act, pb.params, lang)
         return self.menu(lang)
@@ -159,6 +161,21 @@ class Dialogue:
         actions.append(self._qa("skip_button", lang, m.postback_data("areas")))
         msg = m.text_message(self.city.config.welcome.get(lang), actions)
         return Turn([msg], "welcome", lang=lang)
+
+    def _survey_answer(self, user_id: str, params: dict[str, str], lang: str) -> Turn:
+        from bot import campaigns  # campaigns imports messages; imported here to keep dialogue light
+
+        try:
+            following = campaigns.record_answer(self.store.client, self.store.salt.decode(), user_id, params["c"],
+                                                int(params["q"]), int(params["o"]))
+        except (ValueError, redis.RedisError):
+            return self.menu(lang)
+        if following is None:
+            msg = m.text_message(self.ui["survey_thanks"].get(lang), self._menu_button(lang))
+        else:
+            msg = m.text_message(following.text)
+            msg.quick_reply = campaigns.question_reply(params["c"], int(params["q"]) + 1, following)
+        return Turn([msg], "survey", lang=lang)
 
     def forget(self, user_id: str) -> None:
         """Unfollow: everything stored about the resident goes (state, language, subscriptions)."""

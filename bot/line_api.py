@@ -94,10 +94,12 @@ class LineApi:
         return self._call("reply", lambda: self.api.reply_message_with_http_info(
             request, _request_timeout=self.timeout))
 
-    def push(self, to: str, messages: Sequence[Message | dict], retry_key: str | None = None) -> SendResult:
+    def push(self, to: str, messages: Sequence[Message | dict], retry_key: str | None = None,
+             units: Sequence[str] = ()) -> SendResult:
         """Push with a retry key; 5xx and timeouts are retried with the same key, 409 is success."""
         key = retry_key or str(uuid.uuid4())
-        request = PushMessageRequest.construct(to=to, messages=_prepared(messages))
+        request = PushMessageRequest.construct(to=to, messages=_prepared(messages),
+                                               custom_aggregation_units=list(units) or None)
         return self._retrying("push", lambda: self.api.push_message_with_http_info(
             request, x_line_retry_key=key, _request_timeout=self.timeout))
 

@@ -44,7 +44,7 @@ UI_KEYS = (
     "phones_title", "no_context", "no_more", "chat_no_history", "non_text", "lang_ja", "lang_en",
     "lang_easy", "skip_button", "done_button", "onboard_area", "onboard_topics", "settings_summary",
     "settings_area", "settings_topics", "settings_none", "settings_button", "change_area_button",
-    "change_topics_button", "settings_unavailable", "stop_button",
+    "change_topics_button", "settings_unavailable", "stop_button", "survey_thanks",
 )
 STALE_AFTER = dt.timedelta(days=365)
 

@@ -50,6 +50,8 @@ POSTBACK_ACTS: Mapping[str, frozenset[str]] = {
     "done": frozenset(),
     "settings": frozenset(),
     "stop": frozenset(),
+    # an in-chat survey answer: campaign, question index, option index
+    "answer": frozenset({"c", "q", "o"}),
 }
 
 

@@ -9,7 +9,7 @@ import hmac
 
 from flask import Blueprint, current_app, jsonify, request
 
-from bot import alerts, delivery
+from bot import alerts, campaigns, delivery
 
 bp = Blueprint("staff_api", __name__, url_prefix="/api")
 
@@ -48,3 +48,37 @@ def alert_status(alert_id: str):  # noqa: ANN201
     if status is None:
         return jsonify({"message": "no such alert"}), 404
     return jsonify(status.as_dict())
+
+
+@bp.post("/campaigns")
+def create_campaign():  # noqa: ANN201
+    services = current_app.extensions["bot"]
+    data = request.get_json(silent=True)
+    if not isinstance(data, dict):
+        return jsonify({"message": "send a JSON object"}), 400
+    city = services.runtime.catalog.city(services.settings.city)
+    try:
+        campaign_id = campaigns.create_campaign(services.runtime.redis.client, city.id,
+                                                [a.id for a in city.config.areas], data)
+    except campaigns.CampaignError as exc:
+        return jsonify({"message": str(exc)}), 400
+    return jsonify({"id": campaign_id, "stats": f"/api/campaigns/{campaign_id}/stats"}), 201
+
+
+@bp.post("/campaigns/<campaign_id>/send")
+def send_campaign(campaign_id: str):  # noqa: ANN201
+    services = current_app.extensions["bot"]
+    if campaigns.load(services.runtime.redis.client, campaign_id) is None:
+        return jsonify({"message": "no such campaign"}), 404
+    delivery.enqueue_campaign(services.runtime.redis.url, campaign_id)
+    return jsonify({"id": campaign_id, "state": "queued"}), 202
+
+
+@bp.get("/campaigns/<campaign_id>/stats")
+def campaign_stats(campaign_id: str):  # noqa: ANN201
+    report = campaigns.campaign_stats(current_app.extensions["bot"].runtime.redis.client, campaign_id)
+    if report is None:
+        return jsonify({"message": "no such campaign"}), 404
+    if request.args.get("format") == "csv":
+        return campaigns.stats_csv(report), 200, {"Content-Type": "text/csv; charset=utf-8"}
+    return jsonify(report)

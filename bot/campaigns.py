@@ -1,0 +1,246 @@
+"""Awareness campaigns with surveys, and their measured reach.
+
+A campaign targets subscribers (topics x areas), splits them between variants
+(A/B, evenly or by weights, by a stable hash), and carries a survey: an external
+URL behind a per-recipient tracked link (/r/<token>) and/or questions answered in
+the chat with quick replies. Results are counted without the resident's id:
+clicks by token, answers by a salted hash (only so that the latest answer wins).
+
+Campaigns are general awareness (safety-design S1, alerts-and-campaigns §6.3):
+neutral titles, never a segment defined by a sensitive topic (topics are the
+closed subscription list).
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import hmac
+import io
+import secrets
+import time
+import uuid
+from typing import Annotated, Any
+
+import redis
+from linebot.v3.messaging import FlexContainer, FlexMessage, Message
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from bot import stats
+from bot.messages import QuickAction, postback_data, quick_reply
+from bot.subscriptions import TOPICS
+from bot.validation import first_error, neutral
+
+TOKEN_BYTES = 16
+
+
+class CampaignError(ValueError):
+    """A request staff must correct."""
+
+
+Neutral = Annotated[str, AfterValidator(neutral)]
+
+
+class Variant(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: Annotated[str, Field(pattern=r"^[A-Z]$")]
+    weight: float = Field(default=1.0, gt=0)
+    title: Annotated[Neutral, Field(min_length=1, max_length=60)]  # also the altText
+    text: Annotated[str, Field(min_length=1, max_length=600)]
+    button: Annotated[Neutral, Field(min_length=1, max_length=20)] = "アンケートに答える"
+
+
+class Question(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    text: Annotated[str, Field(min_length=1, max_length=200)]
+    options: list[Annotated[Neutral, Field(min_length=1, max_length=20)]] = Field(min_length=2, max_length=4)
+
+
+class Survey(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    url: Annotated[str, Field(pattern=r"^https://\S+$")] | None = None
+    questions: list[Question] = Field(default_factory=list, max_length=5)
+
+    @model_validator(mode="after")
+    def _something(self) -> Survey:
+        if not self.url and not self.questions:
+            raise ValueError("a survey needs a url, questions, or both")
+        return self
+
+
+class CampaignRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: Annotated[str, Field(min_length=1, max_length=80)]
+    topics: list[str] = Field(min_length=1)
+    areas: list[str] = Field(default_factory=lambda: ["all"], min_length=1)
+    variants: list[Variant] = Field(min_length=1, max_length=4)
+    survey: Survey
+    track_clicks: bool = True  # per-recipient links: one push per recipient, not multicast
+
+    @model_validator(mode="after")
+    def _valid(self) -> CampaignRequest:
+        unknown = [t for t in self.topics if t not in TOPICS]
+        if unknown:
+            raise ValueError(f"topics {unknown} are not subscription topics ({', '.join(TOPICS)}); "
+                             "campaigns never target a sensitive topic (safety-design S1)")
+        names = [v.name for v in self.variants]
+        if len(set(names)) != len(names):
+            raise ValueError("variant names must differ")
+        return self
+
+
+def create_campaign(client: redis.Redis, city_id: str, city_areas: list[str], data: Any) -> str:
+    try:
+        request = CampaignRequest.model_validate(data)
+    except ValidationError as exc:
+        raise CampaignError(first_error(exc)) from None
+    unknown = [a for a in request.areas if a not in city_areas]
+    if unknown:
+        raise CampaignError(f"areas: unknown {unknown}")
+    campaign_id = "c" + uuid.uuid4().hex[:8]
+    client.hset(f"campaign:{campaign_id}", mapping={
+        "city": city_id, "city_areas": ",".join(city_areas), "spec": request.model_dump_json(),
+        "created_at": f"{time.time():.3f}", "state": "draft"})
+    return campaign_id
+
+
+def load(client: redis.Redis, campaign_id: str) -> CampaignRequest | None:
+    spec = client.hget(f"campaign:{campaign_id}", "spec")
+    return CampaignRequest.model_validate_json(spec) if spec else None
+
+
+def unit_name(campaign_id: str, variant: str) -> str:
+    """LINE customAggregationUnits name: ^[a-zA-Z0-9_]{1,30}$, one per campaign variant."""
+    return f"{campaign_id}_{variant}"
+
+
+def assign_variant(campaign_id: str, user_id: str, variants: list[Variant]) -> Variant:
+    """A stable, uniform draw per (campaign, resident), cut by the weights."""
+    digest = hashlib.sha256(f"{campaign_id}:{user_id}".encode()).digest()
+    point = int.from_bytes(digest[:8], "big") / 2**64 * sum(v.weight for v in variants)
+    for variant in variants:
+        point -= variant.weight
+        if point < 0:
+            return variant
+    return variants[-1]
+
+
+# ---------------------------------------------------------------- messages, links, answers
+
+
+def issue_link(client: redis.Redis, campaign_id: str, variant: str, url: str) -> str:
+    token = secrets.token_urlsafe(TOKEN_BYTES)
+    client.hset(f"link:{token}", mapping={"c": campaign_id, "v": variant, "url": url})
+    client.expire(f"link:{token}", 180 * 24 * 3600)
+    return token
+
+
+def message_for(campaign_id: str, spec: CampaignRequest, variant: Variant, link: str | None) -> Message:
+    """The campaign card: title (also the neutral altText), text, the survey button and,
+    when the survey has in-chat questions, the first question with its answers as quick replies."""
+    body: list[dict[str, Any]] = [{"type": "text", "text": variant.title, "weight": "bold", "wrap": True},
+                                  {"type": "text", "text": variant.text, "wrap": True, "size": "sm"}]
+    if spec.survey.questions:
+        body.append({"type": "text", "text": spec.survey.questions[0].text, "wrap": True, "size": "sm",
+                     "weight": "bold"})
+    bubble: dict[str, Any] = {"type": "bubble", "body": {"type": "box", "layout": "vertical", "spacing": "sm",
+                                                          "contents": body}}
+    if link:
+        bubble["footer"] = {"type": "box", "layout": "vertical", "contents": [{
+            "type": "button", "style": "primary", "height": "sm",
+            "action": {"type": "uri", "label": variant.button, "uri": link}}]}
+    reply = question_reply(campaign_id, 0, spec.survey.questions[0]) if spec.survey.questions else None
+    return FlexMessage(alt_text=variant.title, contents=FlexContainer.from_dict(bubble), quick_reply=reply)
+
+
+def question_reply(campaign_id: str, index: int, question: Question):  # noqa: ANN201
+    return quick_reply([QuickAction(o, postback_data("answer", c=campaign_id, q=str(index), o=str(k)), display=o)
+                        for k, o in enumerate(question.options)])
+
+
+def record_click(client: redis.Redis, token: str) -> str | None:
+    """The survey URL for a known token (counting the click), or None."""
+    if not token or len(token) > 64:
+        return None
+    link = client.hgetall(f"link:{token}")
+    if not link:
+        return None
+    pipe = client.pipeline()
+    pipe.incr(f"campaign:{link['c']}:clicks:{link['v']}")
+    pipe.sadd(f"campaign:{link['c']}:clickers:{link['v']}", token)  # unique per recipient, no user id
+    pipe.execute()
+    return link["url"]
+
+
+def record_answer(client: redis.Redis, salt: str, user_id: str, campaign_id: str, question: int,
+                  option: int) -> Question | None:
+    """Store the answer (the latest wins); return the next question, if any."""
+    spec = load(client, campaign_id)
+    if spec is None or not 0 <= question < len(spec.survey.questions):
+        raise CampaignError("unknown campaign or question")
+    if not 0 <= option < len(spec.survey.questions[question].options):
+        raise CampaignError("unknown option")
+    who = hmac.new(salt.encode(), f"{campaign_id}:{user_id}".encode(), hashlib.sha256).hexdigest()[:24]
+    variant = assign_variant(campaign_id, user_id, spec.variants).name
+    client.hset(f"campaign:{campaign_id}:answers:{question}", who, f"{variant}:{option}")
+    following = question + 1
+    return spec.survey.questions[following] if following < len(spec.survey.questions) else None
+
+
+# ---------------------------------------------------------------- results
+
+
+def campaign_stats(client: redis.Redis, campaign_id: str) -> dict[str, Any] | None:
+    spec = load(client, campaign_id)
+    if spec is None:
+        return None
+    variants = [v.name for v in spec.variants]
+    answers = [client.hvals(f"campaign:{campaign_id}:answers:{q}") for q in range(len(spec.survey.questions))]
+    out: dict[str, Any] = {"id": campaign_id, "name": spec.name, "variants": {}, "baseline": {
+        "open_rate": round(stats.BASELINE_OPEN, 4), "click_rate": round(stats.BASELINE_CLICK, 4)}}
+    rates: dict[str, dict[str, stats.Rate]] = {}
+    for name in variants:
+        delivered = int(client.get(f"campaign:{campaign_id}:delivered:{name}") or 0)
+        unique_clicks = client.scard(f"campaign:{campaign_id}:clickers:{name}")
+        clicks = int(client.get(f"campaign:{campaign_id}:clicks:{name}") or 0)
+        opens_raw = client.hget(f"campaign:{campaign_id}:insight", f"{name}:uniqueImpression")
+        opens = None if opens_raw in (None, "", "null") else int(opens_raw)  # withheld: not yet known
+        responders = {q: sum(1 for a in qa if a.startswith(f"{name}:")) for q, qa in enumerate(answers)}
+        responses = responders.get(0, 0)
+        click_rate, response_rate = stats.wilson(unique_clicks, delivered), stats.wilson(responses, delivered)
+        open_rate = stats.wilson(opens, delivered) if opens is not None and delivered else None
+        rates[name] = {"click": click_rate, "response": response_rate}
+        out["variants"][name] = {
+            "delivered": delivered,
+            "opens": opens if opens is not None else "not yet known",
+            "open_rate": open_rate.as_dict() if open_rate else "not yet known",
+            "unique_clicks": unique_clicks, "clicks": clicks, "click_rate": click_rate.as_dict(),
+            "responses": responses, "response_rate": response_rate.as_dict(),
+            "answers": [{o: sum(1 for a in qa if a == f"{name}:{k}") for k, o in enumerate(q.options)}
+                        for q, qa in zip(spec.survey.questions, answers)],
+        }
+    if len(variants) >= 2:
+        a, b = variants[0], variants[1]
+        out["comparison"] = {
+            "click": stats.compare(rates[a]["click"], rates[b]["click"], (a, b)).verdict,
+            "response": stats.compare(rates[a]["response"], rates[b]["response"], (a, b)).verdict,
+        }
+    return out
+
+
+def stats_csv(report: dict[str, Any]) -> str:
+    buf = io.StringIO()
+    writer = csv.writer(buf)
+    writer.writerow(["variant", "delivered", "opens", "unique_clicks", "clicks", "click_rate", "click_low",
+                     "click_high", "responses", "response_rate"])
+    for name, v in report["variants"].items():
+        writer.writerow([name, v["delivered"], v["opens"], v["unique_clicks"], v["clicks"],
+                         _fmt(v["click_rate"]["rate"]), _fmt(v["click_rate"]["low"]), _fmt(v["click_rate"]["high"]),
+                         v["responses"], _fmt(v["response_rate"]["rate"])])
+    return buf.getvalue()
+
+
+def _fmt(value: float | None) -> str:
+    return "" if value is None else f"{value:.4f}"
+
+

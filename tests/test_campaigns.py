@@ -1,0 +1,158 @@
+"""A two-variant campaign to a few thousand subscribers, clicks on tracked links, in-chat
+answers by postback, and exact statistics (counts, rates, split, CSV)."""
+
+from __future__ import annotations
+
+import collections
+import logging
+from urllib.parse import urlparse
+
+import pytest
+
+from bot import campaigns
+from bot.app import create_app
+from bot.campaign_delivery import CampaignDelivery
+from bot.line_api import LineApi
+from bot.messages import postback_data
+from bot.runtime import build
+from tests.line_helpers import SECRET, TOKEN, body_of, event, sign, user
+
+ADMIN = "staff-token"
+SURVEY = "https://example.city.jp/survey?id=r6"
+SPEC = {
+    "name": "犯罪被害者支援窓口の認知度",
+    "topics": ["safety"],
+    "areas": ["all"],
+    "variants": [
+        {"name": "A", "title": "くらしの安全アンケート", "text": "相談先を知っていますか？ 1分で答えられます。"},
+        {"name": "B", "title": "1分アンケートのお願い", "text": "周りの人を守るために、1分だけ教えてください。",
+         "button": "答える（1分）"},
+    ],
+    "survey": {"url": SURVEY, "questions": [
+        {"text": "事件にあったときの相談先を知っていますか？", "options": ["知っている", "知らない"]},
+        {"text": "どこで知りましたか？", "options": ["市の広報", "LINE", "その他"]},
+    ]},
+}
+
+
+@pytest.fixture
+def setup(settings, line, redis_client, catalog, shared_matcher):
+    s = settings.with_(line_channel_secret=SECRET, line_channel_access_token=TOKEN, line_api_base_url=line.url,
+                       admin_api_token=ADMIN, alert_rate_per_second=2000.0, public_url="https://bot.example.jp")
+    app = create_app(s, runtime=build(s, catalog=catalog, matcher=shared_matcher), synchronous_sends=True)
+    yield s, app, app.test_client()
+    app.extensions["bot"].close()
+
+
+def subscribe(redis_client, people, area="chuo", topic="safety"):
+    pipe = redis_client.pipeline()
+    for p in people:
+        pipe.hset(f"sub:kumamoto:user:{p}", mapping={"areas": area, "topics": topic})
+        pipe.sadd(f"sub:kumamoto:area:{area}", p)
+        pipe.sadd(f"sub:kumamoto:topic:{topic}", p)
+    pipe.execute()
+
+
+def test_campaign_end_to_end_with_exact_stats(setup, line, redis_client, caplog):
+    settings, app, client = setup
+    auth = {"Authorization": f"Bearer {ADMIN}"}
+    people = [user(20000 + n) for n in range(2345)]
+    subscribe(redis_client, people[:2000], "chuo")
+    subscribe(redis_client, people[2000:], "kita")
+    subscribe(redis_client, [user(99999)], "chuo", topic="fraud")  # not targeted
+
+    created = client.post("/api/campaigns", json=SPEC, headers=auth)
+    assert created.status_code == 201
+    campaign_id = created.json["id"]
+    api = LineApi(settings, retries=0)
+    try:
+        assert CampaignDelivery(redis_client, api, settings).run(campaign_id) == "done"
+    finally:
+        api.close()
+
+    # one push per recipient, each with their own link, each tagged with its variant's unit
+    pushes = [d for d in line.fake.deliveries if d.endpoint == "push"]
+    assert sorted(d.to[0] for d in pushes) == sorted(people)
+    variant_of = {p: campaigns.assign_variant(campaign_id, p, campaigns.load(redis_client, campaign_id).variants).name
+                  for p in people}
+    split = collections.Counter(variant_of.values())
+    assert split["A"] + split["B"] == 2345 and abs(split["A"] - split["B"]) < 150  # an even split
+    links = {}
+    for d in pushes:
+        bubble = d.messages[0]["contents"]
+        assert d.messages[0]["altText"] in ("くらしの安全アンケート", "1分アンケートのお願い")
+        links[d.to[0]] = bubble["footer"]["contents"][0]["action"]["uri"]
+        assert d.units == [campaigns.unit_name(campaign_id, variant_of[d.to[0]])]
+    assert len(set(links.values())) == 2345 and all(u.startswith("https://bot.example.jp/r/") for u in links.values())
+
+    # clicks: the first 300 A-recipients and 500 B-recipients click; 40 of them twice
+    a_people = [p for p in people if variant_of[p] == "A"][:300]
+    b_people = [p for p in people if variant_of[p] == "B"][:500]
+    for n, p in enumerate(a_people + b_people):
+        path = urlparse(links[p]).path
+        for _ in range(2 if n < 40 else 1):
+            response = client.get(path)
+            assert response.status_code == 302 and response.headers["Location"] == SURVEY
+
+    # in-chat answers: 100 A-recipients answer q0 (60 know, 40 don't); 10 of them change their mind
+    def tap(p, data):
+        raw = body_of(event("postback", p, reply_token=line.fake.issue_reply_token(p), postback={"data": data}))
+        assert client.post("/callback", data=raw, headers={"X-Line-Signature": sign(raw)}).status_code == 200
+
+    answerers = [p for p in people if variant_of[p] == "A"][-100:]
+    for n, p in enumerate(answerers):
+        tap(p, postback_data("answer", c=campaign_id, q="0", o="0" if n < 60 else "1"))
+    for p in answerers[:10]:
+        tap(p, postback_data("answer", c=campaign_id, q="0", o="1"))
+    second_question = line.fake.messages_for(answerers[0])[-1][1]
+    assert "どこで知りましたか" in second_question["text"]
+
+    # an unknown or malformed token: a plain 404, and no error in the log
+    with caplog.at_level(logging.INFO):
+        assert client.get("/r/doesnotexist").status_code == 404
+        assert client.get("/r/" + "x" * 200).status_code == 404
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+    report = client.get(f"/api/campaigns/{campaign_id}/stats", headers=auth).json
+    a, b = report["variants"]["A"], report["variants"]["B"]
+    assert (a["delivered"], b["delivered"]) == (split["A"], split["B"])
+    assert (a["unique_clicks"], b["unique_clicks"]) == (300, 500)
+    assert a["clicks"] + b["clicks"] == 840
+    assert a["click_rate"]["rate"] == pytest.approx(300 / split["A"])
+    assert a["click_rate"]["low"] < a["click_rate"]["rate"] < a["click_rate"]["high"]
+    assert (a["responses"], b["responses"]) == (100, 0)
+    assert a["answers"][0] == {"知っている": 50, "知らない": 50}
+    assert a["opens"] == "not yet known" and a["open_rate"] == "not yet known"
+    assert report["comparison"]["click"].startswith("B is better than A")
+    assert report["baseline"]["click_rate"] == pytest.approx(0.0313, abs=1e-4)
+    csv = client.get(f"/api/campaigns/{campaign_id}/stats?format=csv", headers=auth)
+    lines = csv.data.decode().strip().splitlines()
+    assert lines[0].startswith("variant,delivered") and lines[1].startswith(f"A,{split['A']},not yet known,300,")
+
+
+def test_campaign_refuses_sensitive_segments_and_wording(setup, redis_client):
+    _, _, client = setup
+    auth = {"Authorization": f"Bearer {ADMIN}"}
+    bad_topic = client.post("/api/campaigns", json={**SPEC, "topics": ["dv"]}, headers=auth)
+    assert bad_topic.status_code == 400 and "sensitive" in bad_topic.json["message"]
+    bad_title = dict(SPEC, variants=[dict(SPEC["variants"][0], title="DV相談のアンケート")])
+    assert client.post("/api/campaigns", json=bad_title, headers=auth).status_code == 400
+
+
+def test_multicast_mode_without_click_tracking_tags_units(setup, line, redis_client):
+    settings, _, client = setup
+    subscribe(redis_client, [user(30000 + n) for n in range(700)], "nishi")
+    spec = dict(SPEC, track_clicks=False)
+    campaign_id = client.post("/api/campaigns", json=spec, headers={"Authorization": f"Bearer {ADMIN}"}).json["id"]
+    line.fake.fail_next("multicast", 500, after_accept=True)  # a lost response is resent and answered 409
+    api = LineApi(settings, retries=0)
+    try:
+        CampaignDelivery(redis_client, api, settings).run(campaign_id)
+    finally:
+        api.close()
+    multicasts = [d for d in line.fake.deliveries if d.endpoint == "multicast"]
+    received = collections.Counter(u for d in multicasts for u in d.to)
+    assert len(received) == 700 and set(received.values()) == {1}
+    assert {tuple(d.units) for d in multicasts} == {(f"{campaign_id}_A",), (f"{campaign_id}_B",)}
+    report = campaigns.campaign_stats(redis_client, campaign_id)
+    assert report["variants"]["A"]["delivered"] + report["variants"]["B"]["delivered"] == 700
