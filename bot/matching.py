@@ -50,6 +50,7 @@ KEYWORD_BONUS = 10.0
 # at least NEGATIVE_MIN) and is closer to it than to any of its examples loses this much.
 NEGATIVE_PENALTY = 25.0
 NEGATIVE_MIN = 75.0
+NEGATIVE_CANDIDATES = 5
 
 Decision = Literal["answer", "clarify", "fallback", "followup"]
 
@@ -104,9 +105,12 @@ class Matcher:
         n = len(self.intent_ids)
         self._bayes = NaiveBayes([[e for e, o in zip(self._examples, self._owner) if o == k] for k in range(n + 1)])
 
-        self._negatives = [self.normalize(e) for i in catalog.intents for e in i.negative_examples]
-        self._neg_owner = np.array([k for k, i in enumerate(catalog.intents) for _ in i.negative_examples],
-                                   dtype=np.int64)
+        # negative examples per intent, with their lengths
+        self._negatives = {
+            k: ([self.normalize(e) for e in i.negative_examples],
+                np.array([len(self.normalize(e)) for e in i.negative_examples], dtype=np.float32))
+            for k, i in enumerate(catalog.intents) if i.negative_examples
+        }
         self._keywords = [(k, self.normalize(w)) for k, i in enumerate(catalog.intents) for w in i.keywords]
         self._keywords = [(k, w) for k, w in self._keywords if w]
 
@@ -149,12 +153,13 @@ class Matcher:
         scores[hit] = np.maximum(scores[hit], KEYWORD_FLOOR) + KEYWORD_BONUS * np.minimum(hits[hit], 2)
         cues = frozenset(self.intent_ids[k] for k in np.flatnonzero(hit & self._is_crisis))
 
-        if self._negatives:
-            lengths = np.array([len(e) for e in self._negatives], dtype=np.float32)
-            neg = np.zeros(n, dtype=np.float32)
-            np.maximum.at(neg, self._neg_owner, self._fuzzy(query, self._negatives, lengths))
-            penalised = (neg >= NEGATIVE_MIN) & (neg > fuzzy[:n])
-            scores[penalised] -= NEGATIVE_PENALTY
+        # Negatives only matter for intents that could win: check the leading few.
+        for k in np.argsort(-scores)[:NEGATIVE_CANDIDATES]:
+            if k in self._negatives:
+                negatives, lengths = self._negatives[k]
+                near = float(self._fuzzy(query, negatives, lengths).max())
+                if near >= NEGATIVE_MIN and near > fuzzy[k]:
+                    scores[k] -= NEGATIVE_PENALTY
 
         scores = np.clip(scores, 0.0, 100.0)
         order = np.argsort(-scores, kind="stable")
