@@ -22,6 +22,7 @@ from bot.delivery import RETRY_NAMESPACE, LeaseLost, run_job, send_with_retries
 from bot.line_api import LineApi
 from bot.ratelimit import RateLimiter
 from bot.settings import Settings
+from bot.store import connect
 
 CHUNK = 500
 
@@ -39,6 +40,7 @@ class CampaignDelivery:
         # push allows 2,000 requests/s; stay well under it, shared by all workers
         self.push_limiter = RateLimiter(client, "push", 10 * settings.alert_rate_per_second, burst=10)
         self.lease_ms = settings.alert_lease_ms
+        self.redis_url = settings.redis_url
 
     def run(self, campaign_id: str) -> str:
         key = f"campaign:{campaign_id}"
@@ -61,12 +63,25 @@ class CampaignDelivery:
                 self.redis.pexpire(lease, self.lease_ms)
                 self._chunk(campaign_id, spec, chunk)
             self.redis.hset(key, mapping={"state": "done", "finished_at": f"{time.time():.3f}"})
+            self._schedule_insights(campaign_id)
             return "done"
         except LeaseLost:
             return "lease lost"
         finally:
             if self.redis.get(lease) == token:
                 self.redis.delete(lease)
+
+    def _schedule_insights(self, campaign_id: str) -> None:
+        """LINE's open and click figures come in later: first fetch an hour after sending."""
+        import datetime as dt
+
+        from rq import Queue
+
+        from bot.delivery import QUEUE, rq_connection
+
+        if self.redis_url:
+            Queue(QUEUE, connection=rq_connection(self.redis_url)).enqueue_in(
+                dt.timedelta(hours=1), fetch_insights_job, campaign_id)
 
     def _resolve(self, campaign_id: str, spec: campaigns.CampaignRequest) -> int:
         key = f"campaign:{campaign_id}"
@@ -154,3 +169,34 @@ class CampaignDelivery:
         pipe.hset(chunks, str(chunk), "done")
         pipe.execute()
 
+
+
+def fetch_insights_job(campaign_id: str) -> str:
+    """RQ job: fetch LINE's per-unit statistics, then schedule the next fetch
+    (hourly for the first three days, then daily until LINE's 30-day window ends).
+    The statistics endpoint allows 60 requests an hour for the whole channel."""
+    import datetime as dt
+
+    from linebot.v3.insight import ApiClient as InsightClient
+    from linebot.v3.insight import Configuration as InsightConfiguration
+    from linebot.v3.insight import Insight
+    from rq import Queue
+
+    from bot.delivery import QUEUE, rq_connection
+
+    settings = Settings.from_env()
+    handle = connect(settings.redis_url, settings.data_dir)
+    client = InsightClient(InsightConfiguration(host=settings.line_api_base_url,
+                                                access_token=settings.line_channel_access_token or "local"))
+    try:
+        campaigns.fetch_insights(handle.client, Insight(client), campaign_id, settings.line_timeout_seconds)
+        created = float(handle.client.hget(f"campaign:{campaign_id}", "created_at") or time.time())
+        age_days = (time.time() - created) / 86400
+        if age_days < 30:
+            delay = dt.timedelta(hours=1) if age_days < 3 else dt.timedelta(days=1)
+            Queue(QUEUE, connection=rq_connection(settings.redis_url)).enqueue_in(delay, fetch_insights_job,
+                                                                                 campaign_id)
+        return "fetched"
+    finally:
+        client.close()
+        handle.close()

@@ -187,6 +187,38 @@ def record_answer(client: redis.Redis, salt: str, user_id: str, campaign_id: str
     return spec.survey.questions[following] if following < len(spec.survey.questions) else None
 
 
+# ---------------------------------------------------------------- LINE's statistics
+
+
+def fetch_insights(client: redis.Redis, insight_api: Any, campaign_id: str, timeout: float = 10.0) -> dict[str, Any]:
+    """Fetch LINE's per-unit statistics for each variant and keep a snapshot.
+
+    LINE withholds values under 20 (null): they are stored as "null" and shown as
+    "not yet known", never as 0. `insight_api` is line-bot-sdk's linebot.v3.insight.Insight.
+    """
+    import datetime as dt
+    from zoneinfo import ZoneInfo
+
+    spec = load(client, campaign_id)
+    if spec is None:
+        raise CampaignError("unknown campaign")
+    jst = ZoneInfo("Asia/Tokyo")
+    created = dt.datetime.fromtimestamp(float(client.hget(f"campaign:{campaign_id}", "created_at")), jst).date()
+    today = dt.datetime.now(jst).date()
+    end = min(today, created + dt.timedelta(days=30))  # LINE allows at most 30 days per request
+    snapshot: dict[str, str] = {"fetched_at": f"{time.time():.3f}"}
+    for variant in spec.variants:
+        response = insight_api.get_statistics_per_unit(unit_name(campaign_id, variant.name),
+                                                       created.strftime("%Y%m%d"), end.strftime("%Y%m%d"),
+                                                       _request_timeout=timeout)
+        overview = response.overview
+        for field, value in (("uniqueImpression", overview.unique_impression),
+                             ("uniqueClick", overview.unique_click)):
+            snapshot[f"{variant.name}:{field}"] = "null" if value is None else str(int(value))
+    client.hset(f"campaign:{campaign_id}:insight", mapping=snapshot)
+    return snapshot
+
+
 # ---------------------------------------------------------------- results
 
 
@@ -203,8 +235,9 @@ def campaign_stats(client: redis.Redis, campaign_id: str) -> dict[str, Any] | No
         delivered = int(client.get(f"campaign:{campaign_id}:delivered:{name}") or 0)
         unique_clicks = client.scard(f"campaign:{campaign_id}:clickers:{name}")
         clicks = int(client.get(f"campaign:{campaign_id}:clicks:{name}") or 0)
-        opens_raw = client.hget(f"campaign:{campaign_id}:insight", f"{name}:uniqueImpression")
-        opens = None if opens_raw in (None, "", "null") else int(opens_raw)  # withheld: not yet known
+        insight = client.hmget(f"campaign:{campaign_id}:insight", f"{name}:uniqueImpression", f"{name}:uniqueClick")
+        # LINE withholds values under 20 (null): "not yet known", never 0
+        opens, line_clicks = (None if raw in (None, "", "null") else int(raw) for raw in insight)
         responders = {q: sum(1 for a in qa if a.startswith(f"{name}:")) for q, qa in enumerate(answers)}
         responses = responders.get(0, 0)
         click_rate, response_rate = stats.wilson(unique_clicks, delivered), stats.wilson(responses, delivered)
@@ -215,6 +248,7 @@ def campaign_stats(client: redis.Redis, campaign_id: str) -> dict[str, Any] | No
             "opens": opens if opens is not None else "not yet known",
             "open_rate": open_rate.as_dict() if open_rate else "not yet known",
             "unique_clicks": unique_clicks, "clicks": clicks, "click_rate": click_rate.as_dict(),
+            "line_unique_clicks": line_clicks if line_clicks is not None else "not yet known",
             "responses": responses, "response_rate": response_rate.as_dict(),
             "answers": [{o: sum(1 for a in qa if a == f"{name}:{k}") for k, o in enumerate(q.options)}
                         for q, qa in zip(spec.survey.questions, answers)],
@@ -226,6 +260,49 @@ def campaign_stats(client: redis.Redis, campaign_id: str) -> dict[str, Any] | No
             "response": stats.compare(rates[a]["response"], rates[b]["response"], (a, b)).verdict,
         }
     return out
+
+
+def chart_svg(report: dict[str, Any]) -> str:
+    """The funnel per variant (open, click, answer rates with 95% intervals) against
+    Kumamoto's baseline (34.4% open, 3.1% click), as a standalone SVG."""
+    from xml.sax.saxutils import escape
+
+    bars = [("open_rate", "開封", "#4f7cac"), ("click_rate", "クリック", "#e07a1f"), ("response_rate", "回答", "#3a9d5d")]
+    variants = list(report["variants"].items())
+    # the right margin holds the baseline labels, clear of the bars
+    width, height, left, top, plot_h = 230 + 190 * len(variants), 360, 60, 40, 240
+    right = width - 120
+    values = [v[key]["high"] for _, v in variants for key, _, _ in bars if isinstance(v[key], dict) and v[key]["high"]]
+    top_value = max([0.4, *values])
+    y = lambda r: top + plot_h * (1 - r / top_value)  # noqa: E731
+    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" font-family="sans-serif" '
+           f'font-size="12"><rect width="100%" height="100%" fill="white"/>',
+           f'<text x="{left}" y="20" font-size="14">{escape(report["name"])}</text>']
+    for frac in (0.0, 0.1, 0.2, 0.3, 0.4):
+        if frac <= top_value:
+            out.append(f'<line x1="{left}" x2="{right}" y1="{y(frac):.1f}" y2="{y(frac):.1f}" stroke="#eee"/>'
+                       f'<text x="{left - 8}" y="{y(frac) + 4:.1f}" text-anchor="end">{frac:.0%}</text>')
+    for rate, label in ((report["baseline"]["open_rate"], "熊本 開封 34.4%"),
+                        (report["baseline"]["click_rate"], "熊本 クリック 3.1%")):
+        out.append(f'<line x1="{left}" x2="{right}" y1="{y(rate):.1f}" y2="{y(rate):.1f}" stroke="#c00" '
+                   f'stroke-dasharray="6 4"/><text x="{right + 6}" y="{y(rate) + 4:.1f}" fill="#c00">{label}</text>')
+    for n, (name, v) in enumerate(variants):
+        x0 = left + 30 + 190 * n
+        out.append(f'<text x="{x0 + 75}" y="{top + plot_h + 38}" text-anchor="middle" font-size="13">'
+                   f'{escape(name)} (配信 {v["delivered"]:,})</text>')
+        for k, (key, label, colour) in enumerate(bars):
+            x = x0 + 50 * k
+            rate = v[key]
+            out.append(f'<text x="{x + 20}" y="{top + plot_h + 18}" text-anchor="middle">{label}</text>')
+            if not isinstance(rate, dict) or rate["rate"] is None:
+                out.append(f'<text x="{x + 20}" y="{top + plot_h - 6}" text-anchor="middle" fill="#888">未確定</text>')
+                continue
+            out.append(f'<rect x="{x}" y="{y(rate["rate"]):.1f}" width="40" height="{y(0) - y(rate["rate"]):.1f}" '
+                       f'fill="{colour}"/><line x1="{x + 20}" x2="{x + 20}" y1="{y(rate["low"]):.1f}" '
+                       f'y2="{y(rate["high"]):.1f}" stroke="#222"/><text x="{x + 20}" y="{y(rate["high"]) - 4:.1f}" '
+                       f'text-anchor="middle">{rate["rate"]:.1%}</text>')
+    out.append("</svg>")
+    return "".join(out)
 
 
 def stats_csv(report: dict[str, Any]) -> str:

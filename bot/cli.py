@@ -79,6 +79,8 @@ def main(argv: Sequence[str] | None = None, settings: Settings | None = None) ->
     create.add_argument("--city", help="city profile (default: BOT_CITY or kumamoto)")
     camp_send = camp_sub.add_parser("send", help="queue the campaign for delivery")
     camp_send.add_argument("id")
+    camp_insights = camp_sub.add_parser("insights", help="fetch LINE's open/click statistics now")
+    camp_insights.add_argument("id")
     camp_stats = camp_sub.add_parser("stats", help="delivered, opens, clicks, answers per variant")
     camp_stats.add_argument("id")
     camp_stats.add_argument("--csv", action="store_true")
@@ -190,7 +192,8 @@ def cmd_worker(settings: Settings, burst: bool) -> int:
     handle.close()
     # SimpleWorker runs jobs in this process: a kill stops the job with it, and the
     # chunk records let the next worker finish it.
-    SimpleWorker([delivery.QUEUE], connection=delivery.rq_connection(url)).work(burst=burst)
+    # with_scheduler: campaign statistics are fetched by jobs scheduled for later
+    SimpleWorker([delivery.QUEUE], connection=delivery.rq_connection(url)).work(burst=burst, with_scheduler=True)
     return 0
 
 
@@ -254,6 +257,19 @@ def cmd_campaign(settings: Settings, args: argparse.Namespace) -> int:
         if args.campaign_command == "send":
             delivery.enqueue_campaign(url, args.id)
             print(f"queued campaign {args.id}")
+            return 0
+        if args.campaign_command == "insights":
+            from linebot.v3.insight import ApiClient as InsightClient
+            from linebot.v3.insight import Configuration as InsightConfiguration
+            from linebot.v3.insight import Insight
+
+            api = InsightClient(InsightConfiguration(host=settings.line_api_base_url,
+                                                     access_token=settings.line_channel_access_token or "local"))
+            try:
+                snapshot = campaigns.fetch_insights(handle.client, Insight(api), args.id)
+            finally:
+                api.close()
+            print(json.dumps(snapshot, ensure_ascii=False, indent=2))
             return 0
         report = campaigns.campaign_stats(handle.client, args.id)
         print(campaigns.stats_csv(report) if args.csv else json.dumps(report, ensure_ascii=False, indent=2))

@@ -97,6 +97,7 @@ class FakeLine:
         self.default_rich_menu: str | None = None
         self.seq = 0
         self.random = random.Random(self.seed)
+        self.unit_stats: dict[str, dict[str, int]] = {}  # set by tests: what LINE "measured"
 
     # ---------------------------------------------------------- test controls
 
@@ -449,6 +450,27 @@ def create_fake_line_app(fake: FakeLine | None = None) -> Flask:
         ("/v2/bot/richmenu", "richmenu", richmenu_create),
     ]:
         app.add_url_rule(rule, view_func=api(endpoint, handler), methods=["POST"])
+
+    @app.get("/v2/bot/insight/message/event/aggregation")
+    def unit_statistics() -> Response:
+        """Statistics per aggregation unit; like LINE, values under 20 are withheld (null)."""
+        request_id = uuid.uuid4().hex
+        auth = request.headers.get("Authorization", "")
+        if not auth.startswith("Bearer ") or (fake.access_token and auth[7:] != fake.access_token):
+            return error_response(LineError(401, "Authentication failed"), request_id)
+        unit, start, end = (request.args.get(k, "") for k in ("customAggregationUnit", "from", "to"))
+        if not UNIT_NAME.match(unit) or not re.match(r"^\d{8}$", start) or not re.match(r"^\d{8}$", end):
+            return error_response(LineError(400, "The request has invalid parameters"), request_id)
+        with fake.lock:
+            fake.requests["insight"] += 1
+            measured = dict(fake.unit_stats.get(unit, {}))
+        shown = lambda k: measured[k] if measured.get(k, 0) >= 20 else None  # noqa: E731
+        resp = jsonify({"overview": {"uniqueImpression": shown("uniqueImpression"),
+                                     "uniqueClick": shown("uniqueClick"), "uniqueMediaPlayed": None,
+                                     "uniqueMediaPlayed100Percent": None},
+                        "messages": [], "clicks": []})
+        resp.headers["X-Line-Request-Id"] = request_id
+        return resp
 
     @app.post("/v2/bot/richmenu/<menu_id>/content")
     def richmenu_image(menu_id: str) -> Response:

@@ -156,3 +156,55 @@ def test_multicast_mode_without_click_tracking_tags_units(setup, line, redis_cli
     assert {tuple(d.units) for d in multicasts} == {(f"{campaign_id}_A",), (f"{campaign_id}_B",)}
     report = campaigns.campaign_stats(redis_client, campaign_id)
     assert report["variants"]["A"]["delivered"] + report["variants"]["B"]["delivered"] == 700
+
+
+def test_line_statistics_are_fetched_and_withheld_values_stay_unknown(setup, line, redis_client):
+    from linebot.v3.insight import ApiClient, Configuration, Insight
+    from rq.registry import ScheduledJobRegistry
+
+    from bot import delivery
+
+    settings, _, client = setup
+    subscribe(redis_client, [user(40000 + n) for n in range(60)], "higashi")
+    auth = {"Authorization": f"Bearer {ADMIN}"}
+    campaign_id = client.post("/api/campaigns", json=dict(SPEC, track_clicks=False), headers=auth).json["id"]
+    api = LineApi(settings, retries=0)
+    try:
+        CampaignDelivery(redis_client, api, settings).run(campaign_id)
+    finally:
+        api.close()
+    # sending schedules the first statistics fetch an hour later
+    registry = ScheduledJobRegistry(delivery.QUEUE, connection=delivery.rq_connection(settings.redis_url))
+    assert registry.count == 1
+
+    line.fake.unit_stats[f"{campaign_id}_A"] = {"uniqueImpression": 25, "uniqueClick": 7}  # 7: withheld
+    line.fake.unit_stats[f"{campaign_id}_B"] = {"uniqueImpression": 12, "uniqueClick": 3}  # both withheld
+    insight_client = ApiClient(Configuration(host=line.url, access_token=TOKEN))
+    try:
+        snapshot = campaigns.fetch_insights(redis_client, Insight(insight_client), campaign_id)
+    finally:
+        insight_client.close()
+    assert snapshot["A:uniqueImpression"] == "25" and snapshot["A:uniqueClick"] == "null"
+    assert snapshot["B:uniqueImpression"] == "null"
+    report = client.get(f"/api/campaigns/{campaign_id}/stats", headers=auth).json
+    a, b = report["variants"]["A"], report["variants"]["B"]
+    assert a["opens"] == 25 and a["open_rate"]["rate"] == pytest.approx(25 / a["delivered"])
+    assert b["opens"] == "not yet known" and b["open_rate"] == "not yet known"
+    assert a["line_unique_clicks"] == "not yet known"
+
+
+def test_funnel_chart_against_the_baseline(setup, redis_client):
+    import xml.etree.ElementTree as ET
+
+    _, _, client = setup
+    auth = {"Authorization": f"Bearer {ADMIN}"}
+    campaign_id = client.post("/api/campaigns", json=SPEC, headers=auth).json["id"]
+    redis_client.set(f"campaign:{campaign_id}:delivered:A", 1000)
+    redis_client.set(f"campaign:{campaign_id}:delivered:B", 1000)
+    redis_client.sadd(f"campaign:{campaign_id}:clickers:B", *[f"t{n}" for n in range(80)])
+    response = client.get(f"/api/campaigns/{campaign_id}/chart.svg", headers=auth)
+    assert response.status_code == 200 and response.content_type.startswith("image/svg+xml")
+    svg = ET.fromstring(response.data)
+    texts = [t.text for t in svg.iter("{http://www.w3.org/2000/svg}text")]
+    assert "熊本 クリック 3.1%" in texts and "8.0%" in texts and "未確定" in texts  # opens not yet known
+    assert any(t and t.startswith("A (配信 1,000)") for t in texts)

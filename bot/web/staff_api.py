@@ -82,3 +82,11 @@ def campaign_stats(campaign_id: str):  # noqa: ANN201
     if request.args.get("format") == "csv":
         return campaigns.stats_csv(report), 200, {"Content-Type": "text/csv; charset=utf-8"}
     return jsonify(report)
+
+
+@bp.get("/campaigns/<campaign_id>/chart.svg")
+def campaign_chart(campaign_id: str):  # noqa: ANN201
+    report = campaigns.campaign_stats(current_app.extensions["bot"].runtime.redis.client, campaign_id)
+    if report is None:
+        return jsonify({"message": "no such campaign"}), 404
+    return campaigns.chart_svg(report), 200, {"Content-Type": "image/svg+xml; charset=utf-8"}
