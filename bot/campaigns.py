@@ -60,6 +60,11 @@ class Survey(BaseModel):
     model_config = ConfigDict(extra="forbid")
     url: Annotated[str, Field(pattern=r"^https://\S+$")] | None = None
     questions: list[Question] = Field(default_factory=list, max_length=5)
+    # An optional last free-text question; off by default. The text is never kept:
+    # only the count of residents who answered it.
+    free_text: bool = False
+    free_text_prompt: Annotated[str, Field(min_length=1, max_length=200)] = (
+        "ほかにご意見があれば、自由にお書きください（送らなくても大丈夫です）。")
 
     @model_validator(mode="after")
     def _something(self) -> Survey:
@@ -222,13 +227,20 @@ def fetch_insights(client: redis.Redis, insight_api: Any, campaign_id: str, time
 # ---------------------------------------------------------------- results
 
 
+def count_free_text(client: redis.Redis, campaign_id: str) -> None:
+    """A free-text answer arrived: count it; its words are not kept anywhere."""
+    client.incr(f"campaign:{campaign_id}:free_text_answered")
+
+
 def campaign_stats(client: redis.Redis, campaign_id: str) -> dict[str, Any] | None:
     spec = load(client, campaign_id)
     if spec is None:
         return None
     variants = [v.name for v in spec.variants]
     answers = [client.hvals(f"campaign:{campaign_id}:answers:{q}") for q in range(len(spec.survey.questions))]
-    out: dict[str, Any] = {"id": campaign_id, "name": spec.name, "variants": {}, "baseline": {
+    meta = client.hmget(f"campaign:{campaign_id}", "state", "mode", "recipients")
+    out: dict[str, Any] = {"id": campaign_id, "name": spec.name, "state": meta[0], "mode": meta[1],
+                           "recipients": int(meta[2]) if meta[2] else None, "variants": {}, "baseline": {
         "open_rate": round(stats.BASELINE_OPEN, 4), "click_rate": round(stats.BASELINE_CLICK, 4)}}
     rates: dict[str, dict[str, stats.Rate]] = {}
     for name in variants:
@@ -253,6 +265,8 @@ def campaign_stats(client: redis.Redis, campaign_id: str) -> dict[str, Any] | No
             "answers": [{o: sum(1 for a in qa if a == f"{name}:{k}") for k, o in enumerate(q.options)}
                         for q, qa in zip(spec.survey.questions, answers)],
         }
+    if spec.survey.free_text:
+        out["free_text_answered"] = int(client.get(f"campaign:{campaign_id}:free_text_answered") or 0)
     if len(variants) >= 2:
         a, b = variants[0], variants[1]
         out["comparison"] = {

@@ -100,6 +100,19 @@ class Dialogue:
 
     def _text(self, user_id: str, text: str, state: ConvState) -> Turn:
         lang = state.lang or detect_lang(text)
+        if state.free_text_for:
+            self.store.await_free_text(user_id, None)
+            match = self.matcher.match(text)
+            # A crisis is never swallowed as a survey comment.
+            if not (match.decision == "answer" and match.intent in self.matcher.crisis):
+                from bot import campaigns
+
+                try:
+                    campaigns.count_free_text(self.store.client, state.free_text_for)
+                except redis.RedisError:
+                    log.warning("could not count a free-text answer: redis unavailable")
+                msg = m.text_message(self.ui["survey_thanks"].get(lang), self._menu_button(lang))
+                return Turn([msg], "survey", lang=lang)
         picked = self._pick_pending(text, state)
         if picked:
             return self.answer(user_id, picked, lang, state, score=100.0)
@@ -170,7 +183,11 @@ class Dialogue:
                                                 int(params["q"]), int(params["o"]))
         except (ValueError, redis.RedisError):
             return self.menu(lang)
-        if following is None:
+        spec = campaigns.load(self.store.client, params["c"])
+        if following is None and spec is not None and spec.survey.free_text:
+            self.store.await_free_text(user_id, params["c"])
+            msg = m.text_message(spec.survey.free_text_prompt, [self._qa("skip_button", lang, m.postback_data("menu"))])
+        elif following is None:
             msg = m.text_message(self.ui["survey_thanks"].get(lang), self._menu_button(lang))
         else:
             msg = m.text_message(following.text)

@@ -36,6 +36,7 @@ class ConvState:
     pending: tuple[str, ...] = ()
     notice_shown: bool = False
     lang: str | None = None
+    free_text_for: str | None = None  # a campaign whose optional free-text answer is awaited
 
 
 class ConversationStore:
@@ -76,6 +77,7 @@ class ConversationStore:
                 pending=pending,
                 notice_shown=conv.get("n") == "1",
                 lang=lang,
+                free_text_for=conv.get("f") or None,
             )
 
         return self._safe("get", read, ConvState())
@@ -109,6 +111,21 @@ class ConversationStore:
             pipe.execute()
 
         self._safe("remember_pending", write, None)
+
+    def await_free_text(self, user_id: str, campaign_id: str | None) -> None:
+        """Remember (or forget) that the next message answers a campaign's free-text question."""
+        key = self._key("conv", user_id)
+
+        def write() -> None:
+            pipe = self.client.pipeline()
+            if campaign_id:
+                pipe.hset(key, "f", campaign_id)
+                pipe.expire(key, min(self.ttl, self.sensitive_ttl))
+            else:
+                pipe.hdel(key, "f")
+            pipe.execute()
+
+        self._safe("await_free_text", write, None)
 
     def forget_conversation(self, user_id: str) -> None:
         self._safe("forget_conversation", lambda: self.client.delete(self._key("conv", user_id)), None)

@@ -208,3 +208,41 @@ def test_funnel_chart_against_the_baseline(setup, redis_client):
     texts = [t.text for t in svg.iter("{http://www.w3.org/2000/svg}text")]
     assert "熊本 クリック 3.1%" in texts and "8.0%" in texts and "未確定" in texts  # opens not yet known
     assert any(t and t.startswith("A (配信 1,000)") for t in texts)
+
+
+def test_optional_free_text_is_counted_never_stored_and_never_hides_a_crisis(setup, line, redis_client):
+    settings, _, client = setup
+    auth = {"Authorization": f"Bearer {ADMIN}"}
+    spec = dict(SPEC, survey=dict(SPEC["survey"], free_text=True))
+    campaign_id = client.post("/api/campaigns", json=spec, headers=auth).json["id"]
+
+    def tap(p, data):
+        raw = body_of(event("postback", p, reply_token=line.fake.issue_reply_token(p), postback={"data": data}))
+        client.post("/callback", data=raw, headers={"X-Line-Signature": sign(raw)})
+
+    def say(p, text):
+        raw = body_of(event("message", p, reply_token=line.fake.issue_reply_token(p), message={
+            "type": "text", "id": "1", "text": text, "quoteToken": "q"}))
+        client.post("/callback", data=raw, headers={"X-Line-Signature": sign(raw)})
+        return line.fake.messages_for(p)[-1][1]
+
+    alice, bob = user(50001), user(50002)
+    for p in (alice, bob):
+        tap(p, postback_data("answer", c=campaign_id, q="0", o="0"))
+        tap(p, postback_data("answer", c=campaign_id, q="1", o="1"))
+    assert "自由にお書きください" in line.fake.messages_for(alice)[-1][1]["text"]
+    secret_words = "窓口の場所が分かりにくい山田より"
+    assert "ありがとう" in say(alice, secret_words)["text"]
+    crisis = say(bob, "もう死にたい")  # a crisis is answered as a crisis, not counted as a comment
+    assert "119" in json_dump(line.fake.messages_for(bob)[-2:])
+    report = client.get(f"/api/campaigns/{campaign_id}/stats", headers=auth).json
+    assert report["free_text_answered"] == 1
+    dump = " ".join(str(redis_client.hgetall(k)) if redis_client.type(k) == "hash" else str(redis_client.get(k))
+                    for k in redis_client.keys("*") if redis_client.type(k) in ("hash", "string"))
+    assert "山田" not in dump and "分かりにくい" not in dump
+    assert crisis
+
+
+def json_dump(rows):
+    import json
+    return json.dumps([m for _, m in rows], ensure_ascii=False)
