@@ -48,6 +48,7 @@ class CampaignDelivery:
         if spec is None:
             return "unknown campaign"
         if self.redis.hget(key, "state") == "done":
+            self.redis.srem("campaigns:active", campaign_id)
             return "done"
         lease = f"{key}:lease"
         token = uuid.uuid4().hex
@@ -63,6 +64,7 @@ class CampaignDelivery:
                 self.redis.pexpire(lease, self.lease_ms)
                 self._chunk(campaign_id, spec, chunk)
             self.redis.hset(key, mapping={"state": "done", "finished_at": f"{time.time():.3f}"})
+            self.redis.srem("campaigns:active", campaign_id)
             self._schedule_insights(campaign_id)
             return "done"
         except LeaseLost:

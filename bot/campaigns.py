@@ -84,6 +84,8 @@ class CampaignRequest(BaseModel):
 
     @model_validator(mode="after")
     def _valid(self) -> CampaignRequest:
+        if self.topics == ["all"]:  # every subscriber, whatever they chose
+            self.topics = list(TOPICS)
         unknown = [t for t in self.topics if t not in TOPICS]
         if unknown:
             raise ValueError(f"topics {unknown} are not subscription topics ({', '.join(TOPICS)}); "

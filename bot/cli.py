@@ -188,7 +188,7 @@ def cmd_worker(settings: Settings, burst: bool) -> int:
     handle = connect(url, settings.data_dir)
     requeued = delivery.requeue_stalled(handle.client, url)
     if requeued:
-        print(f"re-queued {len(requeued)} alert(s) whose worker stopped: {', '.join(requeued)}", flush=True)
+        print(f"re-queued {len(requeued)} alert(s)/campaign(s) whose worker stopped: {', '.join(requeued)}", flush=True)
     handle.close()
     # SimpleWorker runs jobs in this process: a kill stops the job with it, and the
     # chunk records let the next worker finish it.

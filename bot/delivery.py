@@ -89,6 +89,7 @@ def enqueue(redis_url: str, alert_id: str) -> None:
 def enqueue_campaign(redis_url: str, campaign_id: str) -> None:
     from bot.campaign_delivery import deliver_campaign
 
+    rq_connection(redis_url).sadd("campaigns:active", campaign_id)
     Queue(QUEUE, connection=rq_connection(redis_url)).enqueue(
         deliver_campaign, campaign_id, job_timeout=24 * 3600, result_ttl=7 * 24 * 3600,
         description=f"deliver campaign {campaign_id}")
@@ -137,6 +138,11 @@ def requeue_stalled(client: redis.Redis, redis_url: str) -> list[str]:
         if client.hget(alert_key(alert_id), "state") == "sending" and not client.exists(f"{alert_key(alert_id)}:lease"):
             enqueue(redis_url, alert_id)
             queued.append(alert_id)
+    for campaign_id in sorted(client.smembers("campaigns:active")):
+        key = f"campaign:{campaign_id}"
+        if client.hget(key, "state") == "sending" and not client.exists(f"{key}:lease"):
+            enqueue_campaign(redis_url, campaign_id)
+            queued.append(campaign_id)
     return queued
 
 

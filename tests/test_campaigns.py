@@ -135,6 +135,9 @@ def test_campaign_refuses_sensitive_segments_and_wording(setup, redis_client):
     auth = {"Authorization": f"Bearer {ADMIN}"}
     bad_topic = client.post("/api/campaigns", json={**SPEC, "topics": ["dv"]}, headers=auth)
     assert bad_topic.status_code == 400 and "sensitive" in bad_topic.json["message"]
+    everyone = client.post("/api/campaigns", json={**SPEC, "topics": ["all"]}, headers=auth)
+    assert everyone.status_code == 201
+    assert campaigns.load(redis_client, everyone.json["id"]).topics == list(campaigns.TOPICS)
     bad_title = dict(SPEC, variants=[dict(SPEC["variants"][0], title="DV相談のアンケート")])
     assert client.post("/api/campaigns", json=bad_title, headers=auth).status_code == 400
 
