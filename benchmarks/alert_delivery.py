@@ -140,11 +140,13 @@ def run(subscribers: int, rate: float, failure_rate: float, concurrency: int, to
     print(f"--- {subscribers:,} subscribers of {topic}, rate {rate:g}/s, {concurrency} chunks in flight, "
           f"injected failures {failure_rate:.0%}")
     print(f"populate Redis: {populate:.1f} s; alert state {status.state}; sent {status.sent:,}, failed {status.failed:,}")
-    print(f"multicast requests at the fake: {stats['requests'].get('multicast', 0):,} (chunks {requests:,})")
+    made = stats['requests'].get('multicast', 0)
+    print(f"multicast requests at the fake: {made:,} (chunks {requests:,}); against the floor of the requests "
+          f"actually made ({made / rate:.1f} s): {(float(info.get('finished_at', 'nan')) - worker_started) / (made / rate):.2f}x")
     job = float(info["finished_at"]) - float(info["started_at"])
-    print(f"elapsed {elapsed:.1f} s vs floor {floor:.1f} s = {elapsed / floor:.2f}x (target <= 1.15x); "
-          f"of which worker start-up {float(info['started_at']) - worker_started - int(info['resolve_ms']) / 1000:.1f} s, "
-          f"resolving recipients {int(info['resolve_ms']) / 1000:.1f} s, sending {job:.1f} s = {job / floor:.2f}x")
+    print(f"elapsed {elapsed:.1f} s vs floor {floor:.1f} s = {elapsed / floor:.2f}x (target <= 1.15x); of which "
+          f"worker process start-up {float(info['started_at']) - worker_started:.1f} s, then the job "
+          f"(claiming and sending overlap) {job:.1f} s = {job / floor:.2f}x")
     print(f"worker peak memory {peak / 1024:.0f} MB (target < 300 MB)")
     print("CPU seconds during the run (2 cores shared): " + ", ".join(f"{k} {v:.1f}" for k, v in cpu.items()))
     print(f"duplicates {summary['duplicates']:,}, misses {misses:,} (target 0 and 0)")
@@ -154,7 +156,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--subscribers", type=int, default=1_000_000)
     parser.add_argument("--rate", type=float, default=150.0)
-    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--failures", type=float, nargs="*", default=[0.0, 0.1])
     parser.add_argument("--topic", default="fraud", help="fraud (daily cap applies) or emergency (never capped)")
     args = parser.parse_args()

@@ -154,8 +154,10 @@ def alert_status(client: redis.Redis, alert_id: str, rate_per_second: float) -> 
     total, done = integer("chunks_total"), integer("chunks_done") or 0
     state = data.get("state", "queued")
     eta = None
-    if total is not None and state in ("queued", "sending"):
-        eta = math.ceil(max(0, total - done) / rate_per_second * 10) / 10
+    if state in ("queued", "sending"):
+        # While recipients are still being claimed, the chunks claimed so far are a lower bound.
+        known = total if total is not None else (integer("claimed") or 0)
+        eta = math.ceil(max(0, known - done) / rate_per_second * 10) / 10
     # Visible when a job is meant to run but no worker holds its lease.
     stalled = state == "sending" and not client.exists(f"{alert_key(alert_id)}:lease")
     return AlertStatus(alert_id, state, data["topic"], data["areas"].split(","), data["title"], integer("recipients"),

@@ -1,8 +1,10 @@
 """The delivery engine: an alert becomes an RQ job that multicasts it in chunks of 500.
 
 Never loses, never doubles:
-- Recipients are resolved inside Redis once (SUNIONSTORE of the areas, SINTERSTORE
-  with the topic) and frozen as a list, so chunk i is always the same people.
+- Recipients are claimed inside Redis while sending goes on: an atomic Lua step scans
+  the topic's subscribers, keeps those in a wanted area, skips anyone already claimed
+  for this alert and cuts full chunks of 500, each stored as a list: chunk i is always
+  the same people.
 - Before a chunk is first sent, its recipients after the daily cap and its
   X-Line-Retry-Key are stored. Every retry, by this worker or another after a
   crash (kill -9), resends exactly that chunk with that key; LINE answers 409 for
@@ -19,13 +21,12 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-import math
 import os
 import threading
 import time
 import uuid
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from zoneinfo import ZoneInfo
 
 import redis
@@ -73,6 +74,48 @@ end
 redis.call('EXPIRE', key, tonumber(ARGV[4]))
 return out
 """
+
+
+# Claim the next recipients while sending goes on (no up-front copy of a million ids):
+# one SSCAN step over the topic set, keep those in a wanted area, drop anyone already
+# claimed for this alert (SSCAN may repeat members if the set changes meanwhile), add
+# them to a pending list, and cut full chunks of CHUNK off it. All in one atomic step,
+# so a crash never leaves anyone claimed but in no chunk.
+# KEYS: topic set, seen set, alert hash, pending list, chunks hash, then the area sets.
+# ARGV: cursor, scan count, chunk size, chunk list prefix. Returns {cursor, claimed}.
+_CLAIM = """
+local res = redis.call('SSCAN', KEYS[1], ARGV[1], 'COUNT', ARGV[2])
+local cursor = res[1]
+local added = 0
+for _, uid in ipairs(res[2]) do
+  local wanted = false
+  for k = 6, #KEYS do
+    if redis.call('SISMEMBER', KEYS[k], uid) == 1 then wanted = true break end
+  end
+  if wanted and redis.call('SADD', KEYS[2], uid) == 1 then
+    redis.call('RPUSH', KEYS[4], uid)
+    added = added + 1
+  end
+end
+local size = tonumber(ARGV[3])
+local claimed = tonumber(redis.call('HGET', KEYS[3], 'claimed') or '0')
+while redis.call('LLEN', KEYS[4]) >= size or (cursor == '0' and redis.call('LLEN', KEYS[4]) > 0) do
+  local members = redis.call('LRANGE', KEYS[4], 0, size - 1)
+  redis.call('LTRIM', KEYS[4], size, -1)
+  local list = ARGV[4] .. claimed
+  redis.call('DEL', list)
+  redis.call('RPUSH', list, unpack(members))
+  redis.call('HSET', KEYS[5], tostring(claimed), 'claimed')
+  claimed = claimed + 1
+end
+redis.call('HINCRBY', KEYS[3], 'recipients', added)
+redis.call('HSET', KEYS[3], 'cursor', cursor, 'claimed', claimed)
+if cursor == '0' then
+  redis.call('HSET', KEYS[3], 'scan_done', '1', 'chunks_total', claimed)
+end
+return {cursor, claimed}
+"""
+SCAN_COUNT = 1000
 
 
 def rq_connection(redis_url: str) -> redis.Redis:
@@ -124,8 +167,9 @@ def send_with_retries(call: Callable[[], SendResult], limiter: RateLimiter) -> S
             return result
         if not (result.status == 0 or result.status >= 500 or result.status == 429):
             return result
-        # LINE does not say how long to wait; back off, at least a second after a 429.
-        time.sleep(min(30.0, (1.0 if result.status == 429 else 0.2) * 2 ** (attempt - 1)))
+        # LINE does not say how long to wait: back off exponentially, longer after a 429;
+        # the shared limiter already paces everyone, so the first waits can be short.
+        time.sleep(min(30.0, (0.5 if result.status == 429 else 0.1) * 2 ** (attempt - 1)))
     return result
 
 
@@ -157,6 +201,7 @@ class Delivery:
         # passing rate + burst in any second: 150/s + 3 stays far under LINE's 200/s.
         self.limiter = RateLimiter(client, "multicast", settings.alert_rate_per_second, burst=3)
         self._cap_script = client.register_script(_CAP)
+        self._claim_script = client.register_script(_CLAIM)
         self.token = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
 
     # ------------------------------------------------------------ lease
@@ -192,26 +237,44 @@ class Delivery:
         if not self._lease(alert_id):
             return "another worker holds this alert"
         try:
-            total = self._resolve(alert_id, alert)
             self.redis.hset(akey, mapping={"state": "sending", "started_at": alert.get("started_at") or
                                            f"{time.time():.3f}"})
             messages = [json.loads(alert["message"])]
             capped = alert["topic"] not in UNCAPPED_TOPICS
             stop = threading.Event()
-
-            def one(chunk: int) -> str:
-                return "stopped" if stop.is_set() else self._chunk(alert_id, chunk, messages, capped)
-
-            # A few chunks in flight at once (all paced by the shared rate limiter), so one
-            # worker keeps up with the rate while it also prepares the next chunks.
             monthly_limit = False
+            in_flight: set[Future] = set()
+
+            def settle(future: Future) -> None:
+                nonlocal monthly_limit
+                if future.result() == "monthly_limit":
+                    monthly_limit = True
+                    stop.set()
+                self._heartbeat(alert_id)
+
+            # Claiming and sending overlap: chunks go out (several in flight, all paced by
+            # the shared rate limiter) while the next recipients are being claimed.
             with ThreadPoolExecutor(self.concurrency, thread_name_prefix="chunk") as pool:
                 try:
-                    for outcome in pool.map(one, range(total)):
-                        self._heartbeat(alert_id)
-                        if outcome == "monthly_limit":
-                            monthly_limit = True
-                            stop.set()
+                    submitted = 0
+                    while not stop.is_set():
+                        state = self.redis.hmget(akey, "claimed", "scan_done")
+                        claimed, scan_done = int(state[0] or 0), state[1] == "1"
+                        while submitted < claimed:
+                            in_flight.add(pool.submit(self._chunk, alert_id, submitted, messages, capped, stop))
+                            submitted += 1
+                        # Claim ahead while there is room; a chunk sleeping in backoff
+                        # holds its own lane only, never the others.
+                        finished, _ = wait(in_flight, timeout=0 if len(in_flight) < 4 * self.concurrency else None,
+                                           return_when=FIRST_COMPLETED)
+                        for future in finished:
+                            in_flight.discard(future)
+                            settle(future)
+                        if scan_done:
+                            break
+                        self._claim(alert_id, alert)
+                    for future in list(in_flight):
+                        settle(future)
                 except LeaseLost:
                     stop.set()
                     raise
@@ -224,6 +287,7 @@ class Delivery:
                 return "stopped_monthly_limit"
             self.redis.hset(akey, mapping={"state": "done", "finished_at": f"{time.time():.3f}"})
             self.redis.srem("alerts:active", alert_id)
+            self.redis.unlink(f"{akey}:seen", f"{akey}:pending")  # only needed while claiming
             return "done"
         except LeaseLost:
             log.warning("alert %s: lease taken over by another worker; stopping here", alert_id)
@@ -231,52 +295,31 @@ class Delivery:
         finally:
             self._release(alert_id)
 
-    def _resolve(self, alert_id: str, alert: dict[str, str]) -> int:
-        """Freeze the recipients once: (union of areas and 'all') ∩ topic, as a list."""
+    def _claim(self, alert_id: str, alert: dict[str, str]) -> None:
+        """One claiming step: topic subscribers in a wanted area, cut into chunks."""
         akey = alert_key(alert_id)
-        queue = f"{akey}:queue"
-        if alert.get("chunks_total") not in (None, ""):
-            return int(alert["chunks_total"])
-        started = time.perf_counter()
         city, topic = alert["city"], alert["topic"]
         areas = set(alert["areas"].split(","))
         # A ward alert reaches that ward's subscribers and those who chose the whole
         # city; a whole-city alert reaches every area's subscribers.
         wanted = set(alert["city_areas"].split(",")) if ALL_AREAS in areas else areas | {ALL_AREAS}
-        area_keys = [f"sub:{city}:area:{a}" for a in sorted(wanted)]
-        union, chosen = f"{akey}:areas", f"{akey}:set"
-        # Skip copying a million ids into a union when only one area set has anyone.
-        sizes = self.redis.pipeline(transaction=False)
-        for key in area_keys:
-            sizes.scard(key)
-        populated = [k for k, n in zip(area_keys, sizes.execute()) if n]
-        pipe = self.redis.pipeline(transaction=True)
-        pipe.delete(queue)
-        if len(populated) == 1:
-            pipe.sinterstore(chosen, [populated[0], f"sub:{city}:topic:{topic}"])
-        else:
-            pipe.sunionstore(union, populated or area_keys)
-            pipe.sinterstore(chosen, [union, f"sub:{city}:topic:{topic}"])
-        # SET -> LIST without sorting (BY nosort): the list freezes one order for good.
-        pipe.sort(chosen, by="nosort", store=queue)
-        pipe.delete(union, chosen)
-        pipe.execute()
-        recipients = self.redis.llen(queue)
-        total = math.ceil(recipients / CHUNK)
-        self.redis.hset(akey, mapping={"recipients": recipients, "chunks_total": total,
-                                       "resolve_ms": round((time.perf_counter() - started) * 1000)})
-        log.info("alert %s: %d recipients in %d chunks", alert_id, recipients, total)
-        return total
+        cursor = self.redis.hget(akey, "cursor") or "0"
+        keys = [f"sub:{city}:topic:{topic}", f"{akey}:seen", akey, f"{akey}:pending", f"{akey}:chunks",
+                *(f"sub:{city}:area:{a}" for a in sorted(wanted))]
+        self._claim_script(keys=keys, args=[cursor, SCAN_COUNT, CHUNK, f"{akey}:chunk:"])
 
-    def _chunk(self, alert_id: str, chunk: int, messages: list[dict], capped: bool) -> str:
+    def _chunk(self, alert_id: str, chunk: int, messages: list[dict], capped: bool,
+               stop: threading.Event | None = None) -> str:
+        if stop is not None and stop.is_set():
+            return "stopped"
         akey = alert_key(alert_id)
-        chunks, members = f"{akey}:chunks", f"{akey}:chunk:{chunk}"
+        chunks, claimed, members = f"{akey}:chunks", f"{akey}:chunk:{chunk}", f"{akey}:sendto:{chunk}"
         state = self.redis.hget(chunks, str(chunk))
         if state and state.startswith(("done", "failed")):
             return "skip"
-        if state is None:
+        if state == "claimed":
             # First time: decide who receives this chunk and store it with its retry key.
-            raw = self.redis.lrange(f"{akey}:queue", chunk * CHUNK, (chunk + 1) * CHUNK - 1)
+            raw = self.redis.lrange(claimed, 0, -1)
             allowed = raw
             if capped and raw:
                 today = dt.datetime.now(JST).date().isoformat()
@@ -284,8 +327,8 @@ class Delivery:
             retry_key = str(uuid.uuid5(RETRY_NAMESPACE, f"{alert_id}:{chunk}"))
             pipe = self.redis.pipeline(transaction=True)
             pipe.delete(members)
-            # The frozen queue slice already says who gets the chunk; store a list only
-            # when the cap took someone out ("prepared:all" = the whole slice).
+            # The claimed list already says who gets the chunk; store another list only
+            # when the cap took someone out ("prepared:all" = the whole claimed list).
             whole = len(allowed) == len(raw)
             if allowed and not whole:
                 pipe.rpush(members, *allowed)
@@ -297,9 +340,7 @@ class Delivery:
         else:
             # A resend (this worker's retry loop ended, or another worker died mid-chunk):
             # exactly the stored people, with the stored key.
-            queue = f"{akey}:queue"
-            recipients = (self.redis.lrange(queue, chunk * CHUNK, (chunk + 1) * CHUNK - 1)
-                          if state == "prepared:all" else self.redis.lrange(members, 0, -1))
+            recipients = self.redis.lrange(claimed if state == "prepared:all" else members, 0, -1)
             retry_key = self.redis.hget(chunks, f"key:{chunk}")
         if not recipients:
             self._finish(akey, chunks, chunk, "done", 0, 0)

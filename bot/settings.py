@@ -47,7 +47,7 @@ class Settings:
     # A worker that stops heart-beating for this long is presumed dead; its alert is re-queued.
     alert_lease_ms: int = 30_000
     # Chunks a worker has in flight at once for one alert (all under the shared rate).
-    alert_send_concurrency: int = 16
+    alert_send_concurrency: int = 32
     extra: Mapping[str, str] = field(default_factory=dict)
 
     @property
