@@ -255,7 +255,8 @@ def campaign_stats(client: redis.Redis, campaign_id: str) -> dict[str, Any] | No
         responders = {q: sum(1 for a in qa if a.startswith(f"{name}:")) for q, qa in enumerate(answers)}
         responses = responders.get(0, 0)
         click_rate, response_rate = stats.wilson(unique_clicks, delivered), stats.wilson(responses, delivered)
-        open_rate = stats.wilson(opens, delivered) if opens is not None and delivered else None
+        # LINE's figures "may contain some errors": never let them exceed what we delivered
+        open_rate = stats.wilson(min(opens, delivered), delivered) if opens is not None and delivered else None
         rates[name] = {"click": click_rate, "response": response_rate}
         out["variants"][name] = {
             "delivered": delivered,
