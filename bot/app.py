@@ -15,7 +15,7 @@ import base64
 import hashlib
 import hmac
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from flask import Flask
 
@@ -41,7 +41,6 @@ class Services:
     events: EventHandler
     secrets: tuple[str, ...]
     fake_line: FakeLine | None = None
-    extras: dict = field(default_factory=dict)
 
     def verify(self, body: bytes, signature: str) -> bool:
         """HMAC-SHA256 of the exact body bytes with the current or the previous secret."""

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -48,7 +48,6 @@ class Settings:
     alert_lease_ms: int = 30_000
     # Chunks a worker has in flight at once for one alert (all under the shared rate).
     alert_send_concurrency: int = 32
-    extra: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def local_mode(self) -> bool:

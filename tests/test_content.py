@@ -185,5 +185,4 @@ def test_every_catalogue_intent_exists():
     catalogue = (REPO_ROOT / "docs" / "reference" / "intent-catalogue.md")
     ids = set(re.findall(r"^\| `([a-z_]+)` \|", catalogue.read_text(encoding="utf-8"), flags=re.M))
     assert len(ids) >= 36
-    from bot.loader import load_catalog as _load
-    assert ids <= set(_load(REPO_ROOT).by_id)
+    assert ids <= set(load_catalog(REPO_ROOT).by_id)
