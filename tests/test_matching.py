@@ -72,4 +72,4 @@ def test_labelled_set_floors(matcher, catalog):
 
 # Floors just under what the shipped catalogue measures, so a regression fails CI.
 # Issue 4 asks for accuracy 0.92 and fallback 0.85; crisis recall is at its target, 1.00.
-FLOORS = {"accuracy": 0.84, "crisis_recall": 1.0, "out_of_scope_fallback": 0.80}
+FLOORS = {"accuracy": 0.86, "crisis_recall": 1.0, "out_of_scope_fallback": 0.82}
