@@ -180,8 +180,8 @@ def record_click(client: redis.Redis, token: str) -> str | None:
 
 
 def record_answer(client: redis.Redis, salt: str, user_id: str, campaign_id: str, question: int,
-                  option: int) -> Question | None:
-    """Store the answer (the latest wins); return the next question, if any."""
+                  option: int) -> tuple[Question | None, CampaignRequest]:
+    """Store the answer (the latest wins); return the next question, if any, and the campaign."""
     spec = load(client, campaign_id)
     if spec is None or not 0 <= question < len(spec.survey.questions):
         raise CampaignError("unknown campaign or question")
@@ -191,7 +191,7 @@ def record_answer(client: redis.Redis, salt: str, user_id: str, campaign_id: str
     variant = assign_variant(campaign_id, user_id, spec.variants).name
     client.hset(f"campaign:{campaign_id}:answers:{question}", who, f"{variant}:{option}")
     following = question + 1
-    return spec.survey.questions[following] if following < len(spec.survey.questions) else None
+    return (spec.survey.questions[following] if following < len(spec.survey.questions) else None), spec
 
 
 # ---------------------------------------------------------------- LINE's statistics

@@ -167,25 +167,27 @@ def cmd_evaluate(settings: Settings, path: Path | None, as_json: bool) -> int:
 # ---------------------------------------------------------------- alerts
 
 
-def _redis_or_exit(settings: Settings) -> str | None:
+def _shared_redis(settings: Settings) -> Any:
+    """The Redis that `serve` and the workers share (a RedisHandle), or None with a message."""
+    from bot.store import connect
+
     if settings.redis_url is None:
-        print("alerts need a shared Redis: set REDIS_URL (the same one `serve` and the workers use)",
-              file=sys.stderr)
+        print("alerts and campaigns need a shared Redis: set REDIS_URL (the same one `serve` and the "
+              "workers use)", file=sys.stderr)
         return None
-    return settings.redis_url
+    return connect(settings.redis_url, settings.data_dir)
 
 
 def cmd_worker(settings: Settings, burst: bool) -> int:
     from rq import SimpleWorker
 
     from bot import delivery
-    from bot.store import connect
 
-    url = _redis_or_exit(settings)
-    if url is None:
+    handle = _shared_redis(settings)
+    if handle is None:
         return 2
+    url = handle.url
     logging.getLogger().setLevel(settings.log_level)
-    handle = connect(url, settings.data_dir)
     requeued = delivery.requeue_stalled(handle.client, url)
     if requeued:
         print(f"re-queued {len(requeued)} alert(s)/campaign(s) whose worker stopped: {', '.join(requeued)}", flush=True)
@@ -200,12 +202,11 @@ def cmd_worker(settings: Settings, burst: bool) -> int:
 def cmd_alert(settings: Settings, args: argparse.Namespace) -> int:
     from bot import alerts, delivery
     from bot.loader import load_catalog
-    from bot.store import connect
 
-    url = _redis_or_exit(settings)
-    if url is None:
+    handle = _shared_redis(settings)
+    if handle is None:
         return 2
-    handle = connect(url, settings.data_dir)
+    url = handle.url
     try:
         if args.alert_command == "status":
             status = alerts.alert_status(handle.client, args.id, settings.alert_rate_per_second)
@@ -233,12 +234,11 @@ def cmd_alert(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_campaign(settings: Settings, args: argparse.Namespace) -> int:
     from bot import campaigns, delivery
     from bot.loader import load_catalog
-    from bot.store import connect
 
-    url = _redis_or_exit(settings)
-    if url is None:
+    handle = _shared_redis(settings)
+    if handle is None:
         return 2
-    handle = connect(url, settings.data_dir)
+    url = handle.url
     try:
         if args.campaign_command == "create":
             city = load_catalog(settings.content_root).city(settings.city)

@@ -132,8 +132,9 @@ def enqueue(redis_url: str, alert_id: str) -> None:
 def enqueue_campaign(redis_url: str, campaign_id: str) -> None:
     from bot.campaign_delivery import deliver_campaign
 
-    rq_connection(redis_url).sadd("campaigns:active", campaign_id)
-    Queue(QUEUE, connection=rq_connection(redis_url)).enqueue(
+    connection = rq_connection(redis_url)
+    connection.sadd("campaigns:active", campaign_id)
+    Queue(QUEUE, connection=connection).enqueue(
         deliver_campaign, campaign_id, job_timeout=24 * 3600, result_ttl=7 * 24 * 3600,
         description=f"deliver campaign {campaign_id}")
 

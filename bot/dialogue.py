@@ -179,12 +179,11 @@ class Dialogue:
         from bot import campaigns  # campaigns imports messages; imported here to keep dialogue light
 
         try:
-            following = campaigns.record_answer(self.store.client, self.store.salt.decode(), user_id, params["c"],
-                                                int(params["q"]), int(params["o"]))
+            following, spec = campaigns.record_answer(self.store.client, self.store.salt.decode(), user_id,
+                                                      params["c"], int(params["q"]), int(params["o"]))
         except (ValueError, redis.RedisError):
             return self.menu(lang)
-        spec = campaigns.load(self.store.client, params["c"])
-        if following is None and spec is not None and spec.survey.free_text:
+        if following is None and spec.survey.free_text:
             self.store.await_free_text(user_id, params["c"])
             msg = m.text_message(spec.survey.free_text_prompt, [self._qa("skip_button", lang, m.postback_data("menu"))])
         elif following is None:

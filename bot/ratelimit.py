@@ -1,7 +1,7 @@
 """One rate limit shared by every worker on every machine, kept in Redis.
 
 GCRA (the generic cell rate algorithm): one key holds the theoretical arrival
-time of the next request. A Lua script makes check-and-update atomic, so any
+time of the next request. A Lua script reserves the next slot atomically, so any
 number of workers together stay under the rate (LINE: 200 multicast requests/s;
 we default to 150 for headroom).
 """
@@ -11,23 +11,6 @@ from __future__ import annotations
 import time
 
 import redis
-
-# KEYS[1] = key; ARGV = now_ms, interval_ms, burst_ms. Returns -1 if allowed, else the
-# whole milliseconds to wait (at least 1: Redis truncates a Lua number to an integer).
-_GCRA = """
-local now = tonumber(ARGV[1])
-local interval = tonumber(ARGV[2])
-local burst = tonumber(ARGV[3])
-local tat = tonumber(redis.call('GET', KEYS[1]) or now)
-if tat < now then tat = now end
-local allow_at = tat - burst
-if now < allow_at then
-  return math.max(1, math.ceil(allow_at - now))
-end
-redis.call('SET', KEYS[1], tat + interval, 'PX', math.ceil(interval + burst + 1000))
-return -1
-"""
-
 
 # Reservation: every caller gets the next free slot and the time to wait for it, so
 # waiting callers never race each other for the same slot (and never waste one).
@@ -52,14 +35,7 @@ class RateLimiter:
         self.interval_ms = 1000.0 / per_second
         # Up to `burst` requests may go back to back; the average never exceeds the rate.
         self.burst_ms = self.interval_ms * max(0, burst - 1)
-        self._script = client.register_script(_GCRA)
         self._reserve = client.register_script(_RESERVE)
-
-    def try_acquire(self) -> float:
-        """0 when a request may go now, else the seconds to wait."""
-        now_ms = time.time() * 1000.0
-        wait_ms = int(self._script(keys=[self.key], args=[now_ms, self.interval_ms, self.burst_ms]))
-        return max(0, wait_ms) / 1000.0
 
     def acquire(self) -> None:
         """Take the next slot (shared by every process on this Redis) and wait for it."""
