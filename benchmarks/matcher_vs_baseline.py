@@ -10,7 +10,11 @@ Prints accuracy (an answer counts when it is one of the acceptable intents; a
 fallback counts for out-of-scope items), crisis recall, out-of-scope fallback,
 and matching latency p50/p99 per message for both. No pass/fail.
 
-Run: .venv/bin/pip install -r benchmarks/requirements.txt && .venv/bin/python benchmarks/matcher_vs_baseline.py
+The bot's matcher is a linear SVM over the same kind of n-grams (plus kana readings
+and English words), with fuzzy evidence, keywords and thresholds (bot/matching.py);
+the baseline is the nearest example and nothing else.
+
+Run: .venv/bin/python benchmarks/matcher_vs_baseline.py
 """
 
 from __future__ import annotations

@@ -13,11 +13,13 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
-from bot.dialogue import Input, PostbackInput, TextInput, Turn
 from bot.loader import ContentError, load
 from bot.settings import Settings
+
+if TYPE_CHECKING:  # the matcher (scikit-learn) stays out of workers and other commands
+    from bot.dialogue import Turn
 
 DEFAULT_EVAL_FILE = Path("tests/data/labelled.yaml")
 
@@ -379,6 +381,7 @@ def cmd_serve(settings: Settings, dev: bool = False) -> int:
 
 def cmd_chat(settings: Settings, user: str, as_json: bool,
              stdin: TextIO | None = None, out: TextIO | None = None) -> int:
+    from bot.dialogue import TextInput
     from bot.runtime import build
 
     stdin, out = stdin or sys.stdin, out or sys.stdout
@@ -419,6 +422,8 @@ def turn_json(text: str, turn: Turn) -> dict[str, Any]:
 
 
 def _interactive(dialogue: Any, user: str, stdin: TextIO, out: TextIO, city: str) -> int:
+    from bot.dialogue import Input, PostbackInput, TextInput
+
     print(f"[{city}] 話しかけてください（番号でボタンを押せます / Ctrl-D か /quit で終了）", file=out)
     actions: list[dict[str, Any]] = []
     while True:

@@ -50,9 +50,22 @@ def fold(text: str) -> str:
 def contains(text: str, cue: str) -> bool:
     """Whether a normalised cue occurs in normalised text; latin cues only as whole words
     ("dv" is in 「dvされた」 but not in "dvd" or "advice")."""
-    if not cue.isascii():
-        return cue in text
-    return re.search(rf"(?<![a-z0-9]){re.escape(cue)}(?![a-z0-9])", text) is not None
+    return Cue(cue).found_in(text)
+
+
+class Cue:
+    """A normalised cue, compiled once: `contains` for a cue that is tested on every message."""
+
+    __slots__ = ("text", "_word")
+
+    def __init__(self, cue: str) -> None:
+        self.text = cue
+        self._word = re.compile(rf"(?<![a-z0-9]){re.escape(cue)}(?![a-z0-9])") if cue.isascii() else None
+
+    def found_in(self, text: str) -> bool:
+        if self._word is None:
+            return self.text in text
+        return self.text in text and self._word.search(text) is not None
 
 
 class Normalizer:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from bot.evaluate import evaluate, load_items
@@ -59,6 +60,38 @@ def test_candidates_are_sorted_and_bounded(matcher):
     assert scores == sorted(scores, reverse=True) and len(scores) <= 3
 
 
+FAST_PATH_TEXTS = ["ｻｷﾞかも…還付金の電話きた", "しゅっしょご しごと さがしてる", "出所後の住まい",
+                   "My son is being released next week", "😀", "a"]
+
+
+@pytest.mark.parametrize("text", FAST_PATH_TEXTS)
+def test_fast_path_agrees_with_scikit_learn(matcher, text):
+    """score() builds the message's features, SVM margins and example similarities
+    itself (scikit-learn's per-call overhead is the whole latency budget); they must
+    equal what scikit-learn computes for the same message."""
+    query = matcher.normalize(text)
+    columns, weights = matcher._features.vector(query)
+    reference = matcher._features.matrix([query])
+    dense = np.zeros(reference.shape[1], dtype=np.float32)
+    dense[columns] = weights
+    np.testing.assert_allclose(dense, reference.toarray()[0], atol=1e-6)
+    np.testing.assert_allclose(weights @ matcher._coef[columns] + matcher._intercept,
+                               matcher._svm.decision_function(reference)[0], atol=1e-5)
+    informative = matcher._informative
+    expected = matcher._postings[:, columns[informative[columns]]] @ weights[informative[columns]]
+    np.testing.assert_allclose(matcher._cosine(columns, weights), expected, atol=1e-5)
+
+
+def test_readings_meet_kanji(matcher):
+    """A message typed in kana (or half-width katakana) is matched through its reading."""
+    for text in ["しゅっしょごの すまい さがしてる", "ｼｭｯｼｮｺﾞ ﾉ ｽﾏｲ"]:
+        columns, _ = matcher._features.vector(matcher.normalize(text))
+        assert len(columns), text
+    kana = matcher._features.vector(matcher.normalize("しゅっしょご"))[0]
+    kanji = matcher._features.vector(matcher.normalize("出所後"))[0]
+    assert set(kana) & set(kanji), "the reading view shares no n-gram between 出所後 and しゅっしょご"
+
+
 def test_labelled_set_floors(matcher, catalog):
     """Floors on the independently written labelled set (issue 2/4 targets)."""
     items = load_items(LABELLED, set(catalog.by_id))
@@ -70,6 +103,7 @@ def test_labelled_set_floors(matcher, catalog):
     assert report["out_of_scope_fallback"] >= FLOORS["out_of_scope_fallback"], report["out_of_scope_fallback"]
 
 
-# Floors just under what the shipped catalogue measures, so a regression fails CI.
-# Issue 4 asks for accuracy 0.92 and fallback 0.85; crisis recall is at its target, 1.00.
-FLOORS = {"accuracy": 0.86, "crisis_recall": 1.0, "out_of_scope_fallback": 0.82}
+# Issue 4's targets are accuracy 0.92, crisis recall 1.00 and fallback 0.85; the floors
+# sit just under what the shipped catalogue measures (0.954 / 1.000 / 0.942), so a
+# regression fails CI.
+FLOORS = {"accuracy": 0.94, "crisis_recall": 1.0, "out_of_scope_fallback": 0.92}
