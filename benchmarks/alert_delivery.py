@@ -2,10 +2,12 @@
 
 For each run (no injected failures, then 10% of multicast requests failing: a third
 429, a third 500, a third 500 after acceptance, i.e. lost responses) it starts a
-fresh embedded Redis, the fake LINE API and `python -m bot worker --burst` as real
+fresh embedded Redis, the fake LINE API and `python -m bot worker` as real
 processes, and prints:
-- elapsed time from the worker's start to the alert's end against the floor set by
-  the rate (multicast requests / rate; target within 1.15x),
+- elapsed time from sending the alert (its job queued, a worker already listening,
+  as in production) to its last delivery, against the floor set by the rate: the
+  multicast requests made (one per chunk, plus every retry) / rate; target within
+  1.15x. The floor of one request per chunk is printed beside it,
 - the worker's peak memory (VmHWM; target under 300 MB),
 - duplicates and misses counted by the fake LINE API (target 0).
 No pass/fail: it prints what it measured.
@@ -19,6 +21,7 @@ import argparse
 import json
 import math
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -30,11 +33,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from rq import Worker  # noqa: E402
+
 from bot import alerts, delivery  # noqa: E402
 from bot.loader import load_catalog  # noqa: E402
 from bot.store import start_embedded  # noqa: E402
 
 TOKEN = "bench-token"
+END_STATES = {"done", "stopped_monthly_limit", "failed"}
 PY = str(ROOT / ".venv" / "bin" / "python") if (ROOT / ".venv").exists() else sys.executable
 
 
@@ -51,12 +57,23 @@ def http(url: str, data: dict | None = None) -> dict:
         return json.loads(resp.read() or b"{}")
 
 
+def _own_cpu(pid: int) -> tuple[float, int]:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK"), int(fields[1])
+
+
 def cpu_seconds(pid: int) -> float:
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    except (OSError, IndexError, ValueError):
-        return 0.0
+    """CPU seconds of a process and its children (the fake LINE API runs in a gunicorn worker)."""
+    total = 0.0
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                seconds, parent = _own_cpu(int(entry.name))
+            except (OSError, IndexError, ValueError):
+                continue
+            if int(entry.name) == pid or parent == pid:
+                total += seconds
+    return total
 
 
 def peak_kb(pid: int) -> int:
@@ -102,25 +119,33 @@ def run(subscribers: int, rate: float, failure_rate: float, concurrency: int, to
             "topic": topic, "areas": ["chuo"], "title": "「警察官」を名乗る電話に注意",
             "body": "警察官を名乗り「口座が犯罪に使われている」と言って現金やカードを求める電話。",
             "countermeasures": ["知らない番号には出ない", "いったん切ってかけ直す", "家族に相談する"]})
-        delivery.enqueue(redis_url, alert_id)
-
         env = {**os.environ, "REDIS_URL": redis_url, "BOT_DATA_DIR": str(data_dir), "LINE_CHANNEL_SECRET": "s",
                "LINE_CHANNEL_ACCESS_TOKEN": TOKEN, "LINE_API_BASE_URL": f"http://127.0.0.1:{fake_port}",
                "ALERT_RATE_PER_SECOND": str(rate), "ALERT_SEND_CONCURRENCY": str(concurrency),
                "BOT_LOG_LEVEL": "WARNING"}
+        # Workers are long-running in production: start one, wait until it listens, then
+        # time the alert from the moment staff send it (the job is queued) to its end.
         worker_started = time.time()
         worker_log = open(data_dir / "worker.log", "w")  # noqa: SIM115 - closed below
-        worker = subprocess.Popen([PY, "-m", "bot", "worker", "--burst"], cwd=ROOT, env=env,
+        worker = subprocess.Popen([PY, "-m", "bot", "worker"], cwd=ROOT, env=env,
                                   stdout=worker_log, stderr=subprocess.STDOUT)
+        rq_redis = delivery.rq_connection(redis_url)
+        while not Worker.all(connection=rq_redis) and worker.poll() is None:
+            time.sleep(0.05)
+        worker_ready = time.time() - worker_started
+        sent_at = time.time()
+        delivery.enqueue(redis_url, alert_id)
         peak = 0
-        cpu0 = {"fake": cpu_seconds(fake.pid), "redis": cpu_seconds(server.pid)}
+        cpu0 = {"fake": cpu_seconds(fake.pid), "redis": cpu_seconds(server.pid), "worker": cpu_seconds(worker.pid)}
         worker_cpu = 0.0
-        while worker.poll() is None:
+        while worker.poll() is None and client.hget(f"alert:{alert_id}", "state") not in END_STATES:
             peak = max(peak, peak_kb(worker.pid))
             worker_cpu = cpu_seconds(worker.pid) or worker_cpu
             time.sleep(0.1)
-        cpu = {"worker": worker_cpu, "fake LINE": cpu_seconds(fake.pid) - cpu0["fake"],
+        cpu = {"worker": worker_cpu - cpu0["worker"], "fake LINE": cpu_seconds(fake.pid) - cpu0["fake"],
                "redis": cpu_seconds(server.pid) - cpu0["redis"]}
+        worker.send_signal(signal.SIGTERM)  # RQ's warm shut-down: it is idle by now
+        worker.wait(60)
         worker_log.close()
         status = alerts.alert_status(client, alert_id, rate)
         info = client.hgetall(f"alert:{alert_id}")
@@ -134,19 +159,20 @@ def run(subscribers: int, rate: float, failure_rate: float, concurrency: int, to
         server.shutdown()
 
     requests = math.ceil(subscribers / delivery.CHUNK)
-    floor = requests / rate
-    elapsed = float(info["finished_at"]) - worker_started if info.get("finished_at") else float("nan")
-    misses = subscribers - summary["users"]
+    made = stats["requests"].get("multicast", 0)
+    finished = float(info.get("finished_at", "nan"))
+    elapsed = finished - sent_at
     print(f"--- {subscribers:,} subscribers of {topic}, rate {rate:g}/s, {concurrency} chunks in flight, "
           f"injected failures {failure_rate:.0%}")
-    print(f"populate Redis: {populate:.1f} s; alert state {status.state}; sent {status.sent:,}, failed {status.failed:,}")
-    made = stats['requests'].get('multicast', 0)
-    print(f"multicast requests at the fake: {made:,} (chunks {requests:,}); against the floor of the requests "
-          f"actually made ({made / rate:.1f} s): {(float(info.get('finished_at', 'nan')) - worker_started) / (made / rate):.2f}x")
-    job = float(info["finished_at"]) - float(info["started_at"])
-    print(f"elapsed {elapsed:.1f} s vs floor {floor:.1f} s = {elapsed / floor:.2f}x (target <= 1.15x); of which "
-          f"worker process start-up {float(info['started_at']) - worker_started:.1f} s, then the job "
-          f"(claiming and sending overlap) {job:.1f} s = {job / floor:.2f}x")
+    print(f"populate Redis: {populate:.1f} s; worker ready after {worker_ready:.1f} s; alert state {status.state}; "
+          f"sent {status.sent:,}, failed {status.failed:,}")
+    misses = subscribers - summary["users"]
+    print(f"multicast requests: {made:,} made for {requests:,} chunks ({made - requests:,} retries)")
+    print(f"elapsed from send to last delivery {elapsed:.1f} s")
+    print(f"  vs the floor of the requests made ({made:,} / {rate:g} = {made / rate:.1f} s): "
+          f"{elapsed / (made / rate):.2f}x (target <= 1.15x)")
+    print(f"  vs the floor of one request per chunk ({requests:,} / {rate:g} = {requests / rate:.1f} s): "
+          f"{elapsed / (requests / rate):.2f}x")
     print(f"worker peak memory {peak / 1024:.0f} MB (target < 300 MB)")
     print("CPU seconds during the run (2 cores shared): " + ", ".join(f"{k} {v:.1f}" for k, v in cpu.items()))
     print(f"duplicates {summary['duplicates']:,}, misses {misses:,} (target 0 and 0)")

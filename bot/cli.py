@@ -104,15 +104,7 @@ def main(argv: Sequence[str] | None = None, settings: Settings | None = None) ->
     if args.command == "richmenu":
         return cmd_richmenu(settings.with_(city=args.city or settings.city), args.action)
     if args.command == "fake-line":
-        from werkzeug.serving import run_simple
-
-        from bot.fakeline import FakeLine, create_fake_line_app
-
-        logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no per-request lines
-        print(f"Fake LINE API on http://{args.host}:{args.port} (set LINE_API_BASE_URL to this)", flush=True)
-        run_simple(args.host, args.port, create_fake_line_app(FakeLine(access_token=args.access_token)),
-                   threaded=True)
-        return 0
+        return cmd_fake_line(args.host, args.port, args.access_token)
     if args.command == "serve":
         return cmd_serve(settings.with_(host=args.host or settings.host, port=args.port or settings.port), args.dev)
     if args.city:
@@ -374,6 +366,30 @@ def cmd_serve(settings: Settings, dev: bool = False) -> int:
     finally:
         if embedded is not None:
             embedded.shutdown()
+
+
+def cmd_fake_line(host: str, port: int, access_token: str) -> int:
+    from gunicorn.app.base import BaseApplication
+
+    from bot.fakeline import FakeLine, create_fake_line_app
+
+    app = create_fake_line_app(FakeLine(access_token=access_token))
+
+    class Server(BaseApplication):  # gunicorn's documented custom-application hook
+        def load_config(self) -> None:
+            # One process (the fake's state lives in it), threads for concurrent senders,
+            # keep-alive like LINE's servers; werkzeug's development server cost twice
+            # the CPU per request, which the benchmarks share with the code they measure.
+            for key, value in {"bind": f"{host}:{port}", "workers": 1, "worker_class": "gthread",
+                               "threads": 64, "keepalive": 30, "loglevel": "warning"}.items():
+                self.cfg.set(key, value)
+
+        def load(self):  # noqa: ANN202
+            return app
+
+    print(f"Fake LINE API on http://{host}:{port} (set LINE_API_BASE_URL to this)", flush=True)
+    Server().run()
+    return 0
 
 
 # ---------------------------------------------------------------- chat

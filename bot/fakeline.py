@@ -31,6 +31,7 @@ from typing import Any
 from flask import Flask, Response, jsonify, request
 
 USER_ID = re.compile(r"^U[0-9a-f]{32}$")
+USER_IDS = re.compile(r"U[0-9a-f]{32}(?:,U[0-9a-f]{32})*")  # a multicast's list, checked in one pass
 UUID_HEX = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 UNIT_NAME = re.compile(r"^[a-zA-Z0-9_]{1,30}$")
 SEND_ENDPOINTS = {"push", "multicast", "narrowcast", "broadcast"}
@@ -87,7 +88,8 @@ class FakeLine:
         self.accepted_keys: dict[str, tuple[str, float, list[dict[str, Any]]]] = {}
         self.inflight_keys: set[str] = set()
         self.deliveries: list[Delivery] = []
-        self.by_user: dict[str, list[tuple[int, dict[str, Any]]]] = defaultdict(list)
+        # per user: (sequence number of the first message, the messages) of each delivery
+        self.by_user: dict[str, list[tuple[int, list[dict[str, Any]]]]] = defaultdict(list)
         self.failures: deque[Failure] = deque()
         self.window: dict[str, deque[float]] = defaultdict(deque)
         self.usage = 0
@@ -115,7 +117,8 @@ class FakeLine:
 
     def messages_for(self, user_id: str, after: int = 0) -> list[tuple[int, dict[str, Any]]]:
         with self.lock:
-            return [(n, m) for n, m in self.by_user.get(user_id, []) if n > after]
+            return [(first + k, m) for first, messages in self.by_user.get(user_id, [])
+                    for k, m in enumerate(messages) if first + k > after]
 
     def delivered_to(self, user_id: str) -> list[Delivery]:
         with self.lock:
@@ -172,10 +175,12 @@ class FakeLine:
         delivery = Delivery(uuid.uuid4().hex, endpoint, to, messages, retry_key, units, time.time())
         with self.lock:
             self.deliveries.append(delivery)
+            # One shared entry per delivery: a 500-recipient multicast costs 500 appends, not more.
+            entry = (self.seq + 1, messages)
+            self.seq += len(messages)
+            by_user = self.by_user
             for user in to:
-                for message in messages:
-                    self.seq += 1
-                    self.by_user[user].append((self.seq, message))
+                by_user[user].append(entry)
             if retry_key:
                 self.accepted_keys[retry_key] = (delivery.request_id, time.monotonic(), messages)
         return delivery
@@ -407,7 +412,7 @@ def create_fake_line_app(fake: FakeLine | None = None) -> Flask:
         to = require(body, "to")
         if not isinstance(to, list) or not 1 <= len(to) <= 500:
             raise LineError(400, "The request body has 1 error(s)", [_detail("to", "Size must be between 1 and 500")])
-        if not all(isinstance(u, str) and USER_ID.match(u) for u in to):
+        if not all(isinstance(u, str) for u in to) or not USER_IDS.fullmatch(",".join(to)):
             raise LineError(400, "The request body has 1 error(s)", [_detail("to", "Invalid user ID")])
         messages = check_messages(body)
         units = units_of(body, 1)

@@ -56,6 +56,19 @@ def _prepared(messages: Sequence[Message | dict]) -> list[_Wire]:
     return [_Wire(m if isinstance(m, dict) else m.to_dict()) for m in messages]
 
 
+class WireMulticast(MulticastRequest):
+    """A multicast request that serialises without walking its recipients.
+
+    The SDK turns a request into JSON with pydantic's `dict()`, which visits each of
+    up to 500 user ids (a third of a delivery worker's CPU). The SDK's own form of
+    the request without them, plus the plain list, is the same JSON (tested)."""
+
+    def to_dict(self) -> dict:
+        wire = MulticastRequest.construct(**{**self.__dict__, "to": []}).to_dict()
+        wire["to"] = list(self.to)
+        return wire
+
+
 @dataclass(frozen=True)
 class SendResult:
     ok: bool
@@ -106,8 +119,8 @@ class LineApi:
     def multicast(self, to: Sequence[str], messages: Sequence[Message | dict], retry_key: str,
                   units: Sequence[str] = ()) -> SendResult:
         """One attempt; the delivery engine owns retries (it must pace them with the rate limiter)."""
-        request = MulticastRequest.construct(to=list(to), messages=_prepared(messages),
-                                             custom_aggregation_units=list(units) or None)
+        request = WireMulticast.construct(to=list(to), messages=_prepared(messages),
+                                          custom_aggregation_units=list(units) or None)
         return self._call("multicast", lambda: self.api.multicast_with_http_info(
             request, x_line_retry_key=retry_key, _request_timeout=self.timeout))
 

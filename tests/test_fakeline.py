@@ -176,3 +176,23 @@ def test_fake_state_is_per_instance():
     a, b = FakeLine(), FakeLine()
     a.issue_reply_token(ALICE)
     assert a.tokens and not b.tokens
+
+
+@pytest.mark.parametrize("units", [[], ["campaign_a"]])
+def test_multicast_wire_form_equals_the_sdk_form(units):
+    """WireMulticast skips pydantic's walk over 500 ids; its JSON must be the SDK's own."""
+    from linebot.v3.messaging import MulticastRequest
+
+    from bot.line_api import WireMulticast
+
+    fields = {"to": [user(n) for n in range(500)], "messages": [TextMessage(text="注意")],
+              "custom_aggregation_units": units or None}
+    assert WireMulticast.construct(**fields).to_dict() == MulticastRequest.construct(**fields).to_dict()
+
+
+def test_multicast_through_the_sdk_reaches_every_recipient(line, api):
+    recipients = [user(n) for n in range(500)]
+    result = api.multicast(recipients, [TextMessage(text="注意")], str(uuid.uuid4()))
+    assert result.ok, result
+    assert line.fake.recipient_summary() == {"users": 500, "duplicates": 0, "deliveries": 500}
+    assert all(line.fake.messages_for(r) for r in (recipients[0], recipients[-1]))
