@@ -11,23 +11,27 @@ help are never pushed (safety-design S1), so they cannot be alert topics.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import math
 import time
 import uuid
 from dataclasses import dataclass
 from typing import Annotated, Any
+from zoneinfo import ZoneInfo
 
 import redis
 from linebot.v3.messaging import FlexContainer, FlexMessage
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from bot.loader import City
+from bot.schema import QuietHours
 from bot.subscriptions import ALL_AREAS, TOPICS
 from bot.validation import first_error, neutral
 
 SENSITIVE_TOPICS = ("dv", "sexual_violence", "stalking", "victim", "victim_support", "child_abuse", "suicide")
 SHARE_PROMPT = "このお知らせを、身近な方にも伝えてください。"
+JST = ZoneInfo("Asia/Tokyo")
 TOPIC_LABELS = {"fraud": "電話で『お金』詐欺・闇バイト", "suspicious": "声かけ・不審者", "missing": "行方不明",
                 "emergency": "緊急治安情報", "safety": "くらしの安全"}
 
@@ -47,6 +51,7 @@ class AlertRequest(BaseModel):
     countermeasures: list[Annotated[str, Field(min_length=1, max_length=80)]] = Field(default_factory=list,
                                                                                       max_length=3)
     desk: str | None = None  # default: the city's desk for the topic
+    send_now: bool = False  # staff override of the city's quiet hours
 
     @field_validator("topic")
     @classmethod
@@ -103,6 +108,22 @@ def render(request: AlertRequest, city: City) -> FlexMessage:
 # ---------------------------------------------------------------- storage and status
 
 
+def quiet_until(quiet: QuietHours | None, topic: str, now: dt.datetime) -> dt.datetime | None:
+    """When an alert on `topic` created at `now` may go out, if the city's quiet hours hold it back."""
+    if quiet is None or topic not in quiet.topics:
+        return None
+    local = now.astimezone(JST)
+    start, end = (dt.time.fromisoformat(quiet.start), dt.time.fromisoformat(quiet.end))
+    clock = local.time()
+    inside = (start <= clock or clock < end) if start > end else (start <= clock < end)
+    if not inside:
+        return None
+    release = local.replace(hour=end.hour, minute=end.minute, second=0, microsecond=0)
+    if release <= local:
+        release += dt.timedelta(days=1)
+    return release
+
+
 @dataclass(frozen=True)
 class AlertStatus:
     id: str
@@ -119,6 +140,7 @@ class AlertStatus:
     eta_seconds: float | None
     stalled: bool
     error: str | None
+    scheduled_for: str | None = None  # ISO time (JST) when quiet hours held the alert back
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -128,17 +150,22 @@ def alert_key(alert_id: str) -> str:
     return f"alert:{alert_id}"
 
 
-def create_alert(client: redis.Redis, city: City, data: Any) -> str:
-    """Validate, store and return the new alert's id (queued; bot.delivery sends it)."""
+def create_alert(client: redis.Redis, city: City, data: Any, now: dt.datetime | None = None) -> str:
+    """Validate, store and return the new alert's id (queued; bot.delivery sends it, at
+    once or, for a topic the city's quiet hours hold back, when they end)."""
     request = validate_request(data, city)
-    alert_id = time.strftime("%Y%m%d%H%M%S") + "-" + uuid.uuid4().hex[:8]
+    now = now or dt.datetime.now(JST)
+    alert_id = now.astimezone(JST).strftime("%Y%m%d%H%M%S") + "-" + uuid.uuid4().hex[:8]
     message = render(request, city)
+    release = None if request.send_now else quiet_until(city.config.quiet_hours, request.topic, now)
     pipe = client.pipeline()
+    if release is not None:
+        pipe.hset(alert_key(alert_id), "not_before", f"{release.timestamp():.0f}")
     pipe.hset(alert_key(alert_id), mapping={
         "city": city.id, "topic": request.topic, "areas": ",".join(request.areas), "title": request.title,
         "city_areas": ",".join(a.id for a in city.config.areas),
         "request": request.model_dump_json(), "message": json.dumps(message.to_dict(), ensure_ascii=False),
-        "state": "queued", "created_at": f"{time.time():.3f}", "sent": 0, "failed": 0, "capped": 0,
+        "state": "queued", "created_at": f"{now.timestamp():.3f}", "sent": 0, "failed": 0, "capped": 0,
         "chunks_done": 0,
     })
     pipe.sadd("alerts:active", alert_id)
@@ -153,16 +180,21 @@ def alert_status(client: redis.Redis, alert_id: str, rate_per_second: float) -> 
     integer = lambda k: int(data[k]) if data.get(k) not in (None, "") else None  # noqa: E731
     total, done = integer("chunks_total"), integer("chunks_done") or 0
     state = data.get("state", "queued")
-    eta = None
+    eta = scheduled = None
     if state in ("queued", "sending"):
         # While recipients are still being claimed, the chunks claimed so far are a lower bound.
         known = total if total is not None else (integer("claimed") or 0)
         eta = math.ceil(max(0, known - done) / rate_per_second * 10) / 10
+        if state == "queued" and data.get("not_before"):
+            release = dt.datetime.fromtimestamp(int(data["not_before"]), JST)
+            scheduled = release.isoformat()
+            eta += max(0.0, round(release.timestamp() - time.time(), 1))
     # Visible when a job is meant to run but no worker holds its lease.
     stalled = state == "sending" and not client.exists(f"{alert_key(alert_id)}:lease")
     return AlertStatus(alert_id, state, data["topic"], data["areas"].split(","), data["title"], integer("recipients"),
                        integer("sent") or 0, integer("failed") or 0, integer("capped") or 0, total, done, eta,
-                       stalled, data.get("error"))
+                       stalled, data.get("error"), scheduled)
 
 
-__all__ = ["ALL_AREAS", "AlertError", "AlertRequest", "AlertStatus", "alert_status", "create_alert", "render"]
+__all__ = ["ALL_AREAS", "AlertError", "AlertRequest", "AlertStatus", "alert_status", "create_alert", "quiet_until",
+           "render"]

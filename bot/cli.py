@@ -71,6 +71,8 @@ def main(argv: Sequence[str] | None = None, settings: Settings | None = None) ->
     send.add_argument("--where-when", help="いつ・どこで")
     send.add_argument("--countermeasure", action="append", default=[], help="up to 3, repeat the option")
     send.add_argument("--desk", help="desk id for the call button (default: the city's desk for the topic)")
+    send.add_argument("--now", action="store_true",
+                      help="send at once even in the city's quiet hours (non-urgent topics otherwise wait)")
     status = alert_sub.add_parser("status", help="recipients, sent, failed, chunks, ETA")
     status.add_argument("id")
 
@@ -212,14 +214,16 @@ def cmd_alert(settings: Settings, args: argparse.Namespace) -> int:
         city = load_catalog(settings.content_root).city(settings.city)
         data = {"topic": args.topic, "areas": [a for a in args.areas.split(",") if a], "title": args.title,
                 "body": args.body, "where_when": args.where_when, "countermeasures": args.countermeasure,
-                "desk": args.desk}
+                "desk": args.desk, "send_now": args.now}
         try:
             alert_id = alerts.create_alert(handle.client, city, data)
         except alerts.AlertError as exc:
             print(f"alert not sent: {exc}", file=sys.stderr)
             return 1
         delivery.enqueue(url, alert_id)
-        print(f"queued alert {alert_id}; see `python -m bot alert status {alert_id}`")
+        status = alerts.alert_status(handle.client, alert_id, settings.alert_rate_per_second)
+        when = f" for {status.scheduled_for} (quiet hours; --now sends at once)" if status and status.scheduled_for else ""
+        print(f"queued alert {alert_id}{when}; see `python -m bot alert status {alert_id}`")
         return 0
     finally:
         handle.close()

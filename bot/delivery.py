@@ -153,9 +153,17 @@ def rq_connection(redis_url: str) -> redis.Redis:
 
 
 def enqueue(redis_url: str, alert_id: str) -> None:
-    Queue(QUEUE, connection=rq_connection(redis_url)).enqueue(
-        deliver_alert, alert_id, job_timeout=24 * 3600, result_ttl=7 * 24 * 3600,
-        description=f"deliver alert {alert_id}")
+    """Queue an alert's delivery: now, or when the city's quiet hours end (its `not_before`;
+    RQ's scheduler, which every `python -m bot worker` runs, releases it then)."""
+    connection = rq_connection(redis_url)
+    queue = Queue(QUEUE, connection=connection)
+    options = {"job_timeout": 24 * 3600, "result_ttl": 7 * 24 * 3600, "description": f"deliver alert {alert_id}"}
+    not_before = connection.hget(alert_key(alert_id), "not_before")
+    if not_before and int(not_before) > time.time():
+        queue.enqueue_at(dt.datetime.fromtimestamp(int(not_before), dt.timezone.utc), deliver_alert, alert_id,
+                         **options)
+    else:
+        queue.enqueue(deliver_alert, alert_id, **options)
 
 
 def enqueue_campaign(redis_url: str, campaign_id: str) -> None:

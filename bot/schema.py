@@ -219,6 +219,26 @@ class Triage(Strict):
     needs: list[Need] = Field(min_length=1, max_length=12)
 
 
+ClockTime = Annotated[str, Field(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")]
+
+
+class QuietHours(Strict):
+    """Non-urgent alert topics wait for the morning (alerts-and-campaigns.md §3.4:
+    municipal LINE posts go out in office hours, except in emergencies). Times are JST;
+    a window that passes midnight (21:00-08:00) is the usual case."""
+
+    start: ClockTime
+    end: ClockTime
+    # `emergency` can never wait; `missing` should not (a search needs eyes tonight).
+    topics: list[Literal["fraud", "suspicious", "missing", "safety"]] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> "QuietHours":
+        if self.start == self.end:
+            raise ValueError("start and end are the same time: the window would be empty")
+        return self
+
+
 class CityFile(Strict):
     id: Id
     name: Text
@@ -231,6 +251,7 @@ class CityFile(Strict):
     triage: Triage | None = None
     # the desk each alert topic points to (its tel: button), unless staff name another
     alert_desks: dict[Literal["fraud", "suspicious", "missing", "emergency", "safety"], Id]
+    quiet_hours: QuietHours | None = None
 
 
 class UiFile(Strict):

@@ -5,6 +5,7 @@ kill -9 and restarted, the staff API and the CLI."""
 from __future__ import annotations
 
 import collections
+import datetime as dt
 import json
 import os
 import signal
@@ -13,7 +14,9 @@ import sys
 import time
 
 import pytest
+from pydantic import ValidationError
 from rq import Queue
+from rq.registry import ScheduledJobRegistry
 
 from bot import alerts, delivery
 from bot.app import create_app
@@ -245,10 +248,13 @@ def test_staff_api_creates_queues_and_reports(alert_settings, redis_client, cata
         assert refused.status_code == 400 and "never pushed" in refused.json["message"]
         bad_area = client.post("/api/alerts", json=fraud_alert(areas=["mars"]), headers=auth)
         assert bad_area.status_code == 400 and "areas" in bad_area.json["message"]
-        created = client.post("/api/alerts", json=fraud_alert(), headers=auth)
-        assert created.status_code == 202
+        # staff may override quiet hours; an emergency never waits for them
+        created = client.post("/api/alerts", json=fraud_alert(send_now=True), headers=auth)
+        assert created.status_code == 202 and created.json["scheduled_for"] is None
         alert_id = created.json["id"]
-        assert Queue(delivery.QUEUE, connection=delivery.rq_connection(alert_settings.redis_url)).count == 1
+        urgent = client.post("/api/alerts", json=fraud_alert(topic="emergency", title="緊急治安情報"), headers=auth)
+        assert urgent.status_code == 202 and urgent.json["scheduled_for"] is None
+        assert Queue(delivery.QUEUE, connection=delivery.rq_connection(alert_settings.redis_url)).count == 2
         status = client.get(f"/api/alerts/{alert_id}", headers=auth)
         assert status.status_code == 200 and status.json["state"] == "queued"
         assert set(status.json) >= {"recipients", "sent", "failed", "chunks_total", "chunks_done", "eta_seconds",
@@ -273,7 +279,7 @@ def test_cli_send_and_status(alert_settings, redis_client, subs, line, capsys, m
     assert "never pushed" in capsys.readouterr().err
     assert main(["alert", "send", "--topic", "fraud", "--areas", "chuo,higashi", "--title", "還付金詐欺に注意",
                  "--body", "市役所職員を名乗り「医療費が戻る」とATMへ誘導する電話。", "--countermeasure",
-                 "ATMでお金は戻らない"], settings=alert_settings) == 0
+                 "ATMでお金は戻らない", "--now"], settings=alert_settings) == 0
     alert_id = capsys.readouterr().out.split()[2].rstrip(";")
     for key, value in worker_env(alert_settings).items():
         monkeypatch.setenv(key, value)
@@ -283,3 +289,61 @@ def test_cli_send_and_status(alert_settings, redis_client, subs, line, capsys, m
     status = json.loads(capsys.readouterr().out)
     assert (status["state"], status["sent"], status["recipients"]) == ("done", 1, 1)
     assert received(line) == {user(42): 1}
+
+
+JST = alerts.JST
+
+
+def at(day: dt.date, clock: str) -> dt.datetime:
+    return dt.datetime.combine(day, dt.time.fromisoformat(clock), JST)
+
+
+@pytest.mark.parametrize("clock, topic, release", [
+    ("20:59", "fraud", None),
+    ("21:00", "fraud", ("next", "08:00")),
+    ("23:30", "suspicious", ("next", "08:00")),
+    ("07:59", "safety", ("same", "08:00")),
+    ("08:00", "fraud", None),
+    ("23:30", "missing", None),      # a search needs eyes tonight
+    ("23:30", "emergency", None),    # never waits
+])
+def test_quiet_hours_window(city, clock, topic, release):
+    day = dt.date(2026, 12, 3)
+    got = alerts.quiet_until(city.config.quiet_hours, topic, at(day, clock))
+    if release is None:
+        assert got is None
+    else:
+        expected_day = day + dt.timedelta(days=1) if release[0] == "next" else day
+        assert got == at(expected_day, release[1])
+
+
+def test_quiet_hours_hold_a_night_alert_until_morning_in_rq_scheduler(redis_client, alert_settings, city):
+    night = at(dt.datetime.now(JST).date() + dt.timedelta(days=1), "23:30")  # ahead of real time
+    held = alerts.create_alert(redis_client, city, fraud_alert(), now=night)
+    status = alerts.alert_status(redis_client, held, 150)
+    morning = at(night.date() + dt.timedelta(days=1), "08:00")
+    assert status.state == "queued" and status.scheduled_for == morning.isoformat()
+    assert status.eta_seconds >= (morning - dt.datetime.now(JST)).total_seconds() - 5
+    connection = delivery.rq_connection(alert_settings.redis_url)
+    delivery.enqueue(alert_settings.redis_url, held)
+    queue = Queue(delivery.QUEUE, connection=connection)
+    assert queue.count == 0  # nothing to send tonight
+    registry = ScheduledJobRegistry(queue=queue)
+    (job_id,) = registry.get_job_ids()
+    assert registry.get_scheduled_time(job_id) == morning
+    # the same night: an emergency, a missing person and a staff override go at once
+    for data in (fraud_alert(topic="emergency"), fraud_alert(topic="missing"), fraud_alert(send_now=True)):
+        alert_id = alerts.create_alert(redis_client, city, data, now=night)
+        assert alerts.alert_status(redis_client, alert_id, 150).scheduled_for is None
+        delivery.enqueue(alert_settings.redis_url, alert_id)
+    assert queue.count == 3
+
+
+@pytest.mark.parametrize("bad", [{"start": "25:00", "end": "08:00", "topics": ["fraud"]},
+                                 {"start": "21:00", "end": "21:00", "topics": ["fraud"]},
+                                 {"start": "21:00", "end": "08:00", "topics": ["emergency"]}])
+def test_quiet_hours_that_make_no_sense_cannot_load(bad):
+    from bot.schema import QuietHours
+
+    with pytest.raises(ValidationError):
+        QuietHours.model_validate(bad)

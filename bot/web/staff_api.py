@@ -38,7 +38,9 @@ def create_alert():  # noqa: ANN201
     except alerts.AlertError as exc:
         return jsonify({"message": str(exc)}), 400
     delivery.enqueue(runtime.redis.url, alert_id)
-    return jsonify({"id": alert_id, "status": f"/api/alerts/{alert_id}"}), 202
+    status = alerts.alert_status(runtime.redis.client, alert_id, services.settings.alert_rate_per_second)
+    return jsonify({"id": alert_id, "status": f"/api/alerts/{alert_id}",
+                    "scheduled_for": status.scheduled_for if status else None}), 202
 
 
 @bp.get("/alerts/<alert_id>")
