@@ -327,7 +327,7 @@ def cmd_serve(settings: Settings, dev: bool = False) -> int:
 
     logging.getLogger().setLevel(settings.log_level)
     try:
-        load_catalog(settings.content_root)  # refuse to start on invalid content, before forking
+        catalog = load_catalog(settings.content_root)  # refuse to start on invalid content, before forking
     except ContentError as exc:
         print(exc, file=sys.stderr)
         return 1
@@ -344,7 +344,10 @@ def cmd_serve(settings: Settings, dev: bool = False) -> int:
           flush=True)
     try:
         if dev:
-            create_app(settings).run(settings.host, settings.port, threaded=True)
+            from bot.runtime import build
+
+            app = create_app(settings, runtime=build(settings, catalog=catalog))
+            app.run(settings.host, settings.port, threaded=True)
             return 0
         from gunicorn.app.base import BaseApplication
 
@@ -363,7 +366,10 @@ def cmd_serve(settings: Settings, dev: bool = False) -> int:
                     self.cfg.set("workers", 1)  # the fake LINE API lives in this one process
 
             def load(self):  # noqa: ANN202
-                return create_app(settings)
+                from bot.runtime import build
+
+                # preload_app (deploy/gunicorn.conf.py): built once, in the master
+                return create_app(settings, runtime=build(settings, catalog=catalog))
 
         Server().run()
         return 0

@@ -18,3 +18,7 @@ accesslog = "-"
 access_log_format = '%(h)s "%(m)s %(U)s" %(s)s %(b)s %(M)sms'
 errorlog = "-"
 loglevel = os.environ.get("BOT_LOG_LEVEL", "info").lower()
+# Build the app (content, the matcher's model: several seconds of CPU) once in the
+# master, then fork: workers start ready and share the model's pages. Nothing opens
+# a connection or a thread before the fork (Redis, LINE and the outbox pool are lazy).
+preload_app = True
