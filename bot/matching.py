@@ -206,7 +206,9 @@ def decide(scores: Scores, th: Thresholds, crisis: frozenset[str]) -> Match:
     ranked = scores.intents
     top = ranked[0] if ranked else Candidate("", 0.0)
     head = ranked[:3]
-    out_of_scope_wins = scores.out_of_scope >= th.floor and scores.out_of_scope >= top.score
+    # Out-of-scope must beat the top intent by more than the margin: when a message is
+    # as much a theft report as small talk, the resident gets the theft answer.
+    out_of_scope_wins = scores.out_of_scope >= th.floor and scores.out_of_scope > top.score + th.margin
 
     # Crisis first: a crisis cue is never lost to fallback or disambiguation. A strong
     # crisis score answers whatever else scored; a fair one answers when it is the top
