@@ -138,12 +138,12 @@ def run(subscribers: int, rate: float, failure_rate: float, concurrency: int, to
         delivery.enqueue(redis_url, alert_id)
         peak = 0
         cpu0 = {"fake": cpu_seconds(fake.pid), "redis": cpu_seconds(server.pid), "worker": cpu_seconds(worker.pid)}
-        worker_cpu = 0.0
+        # Only memory is sampled while sending: the worker stays up until SIGTERM below, so its
+        # CPU is read once at the end (a /proc scan per sample would compete with the run).
         while worker.poll() is None and client.hget(f"alert:{alert_id}", "state") not in END_STATES:
             peak = max(peak, peak_kb(worker.pid))
-            worker_cpu = cpu_seconds(worker.pid) or worker_cpu
             time.sleep(0.1)
-        cpu = {"worker": worker_cpu - cpu0["worker"], "fake LINE": cpu_seconds(fake.pid) - cpu0["fake"],
+        cpu = {"worker": cpu_seconds(worker.pid) - cpu0["worker"], "fake LINE": cpu_seconds(fake.pid) - cpu0["fake"],
                "redis": cpu_seconds(server.pid) - cpu0["redis"]}
         worker.send_signal(signal.SIGTERM)  # RQ's warm shut-down: it is idle by now
         worker.wait(60)

@@ -216,14 +216,12 @@ def cmd_alert(settings: Settings, args: argparse.Namespace) -> int:
                 "body": args.body, "where_when": args.where_when, "countermeasures": args.countermeasure,
                 "desk": args.desk, "send_now": args.now}
         try:
-            alert_id = alerts.create_alert(handle.client, city, data)
+            status = delivery.send_alert(handle.client, url, city, data, settings.alert_rate_per_second)
         except alerts.AlertError as exc:
             print(f"alert not sent: {exc}", file=sys.stderr)
             return 1
-        delivery.enqueue(url, alert_id)
-        status = alerts.alert_status(handle.client, alert_id, settings.alert_rate_per_second)
-        when = f" for {status.scheduled_for} (quiet hours; --now sends at once)" if status and status.scheduled_for else ""
-        print(f"queued alert {alert_id}{when}; see `python -m bot alert status {alert_id}`")
+        when = f" for {status.scheduled_for} (quiet hours; --now sends at once)" if status.scheduled_for else ""
+        print(f"queued alert {status.id}{when}; see `python -m bot alert status {status.id}`")
         return 0
     finally:
         handle.close()
@@ -323,6 +321,7 @@ def cmd_serve(settings: Settings, dev: bool = False) -> int:
 
     from bot.app import create_app
     from bot.loader import load_catalog
+    from bot.runtime import build
     from bot.store import start_embedded
 
     logging.getLogger().setLevel(settings.log_level)
@@ -344,8 +343,6 @@ def cmd_serve(settings: Settings, dev: bool = False) -> int:
           flush=True)
     try:
         if dev:
-            from bot.runtime import build
-
             app = create_app(settings, runtime=build(settings, catalog=catalog))
             app.run(settings.host, settings.port, threaded=True)
             return 0
@@ -366,8 +363,6 @@ def cmd_serve(settings: Settings, dev: bool = False) -> int:
                     self.cfg.set("workers", 1)  # the fake LINE API lives in this one process
 
             def load(self):  # noqa: ANN202
-                from bot.runtime import build
-
                 # preload_app (deploy/gunicorn.conf.py): built once, in the master
                 return create_app(settings, runtime=build(settings, catalog=catalog))
 

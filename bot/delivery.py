@@ -32,7 +32,9 @@ from zoneinfo import ZoneInfo
 import redis
 from rq import Queue
 
+from bot import alerts
 from bot.alerts import alert_key
+from bot.loader import City
 from bot.line_api import LineApi, SendResult
 from bot.ratelimit import RateLimiter
 from bot.settings import Settings
@@ -150,6 +152,18 @@ SCAN_COUNT = 1000
 def rq_connection(redis_url: str) -> redis.Redis:
     # RQ stores pickled payloads: it needs a client that does not decode responses.
     return redis.Redis.from_url(redis_url, socket_timeout=30, socket_connect_timeout=2)
+
+
+def send_alert(client: redis.Redis, redis_url: str, city: City, data: object,
+               rate_per_second: float) -> alerts.AlertStatus:
+    """What staff do (API, CLI): validate and store the alert, queue its delivery, and
+    return its status (`scheduled_for` says when quiet hours hold it back).
+    Raises alerts.AlertError for a request staff must correct."""
+    alert_id = alerts.create_alert(client, city, data)
+    enqueue(redis_url, alert_id)
+    status = alerts.alert_status(client, alert_id, rate_per_second)
+    assert status is not None  # just stored
+    return status
 
 
 def enqueue(redis_url: str, alert_id: str) -> None:

@@ -105,8 +105,7 @@ class Matcher:
         self._examples = [self.normalize(e) for _, examples in targets for e in examples]
         self._owner = np.array([n for n, (_, examples) in enumerate(targets) for _ in examples], dtype=np.int64)
         self._lengths = np.array([len(e) for e in self._examples], dtype=np.float32)
-        self._features = Features(self._examples)
-        matrix = self._features.training_matrix
+        self._features, matrix = Features.fit(self._examples)
         # The fixed seed keeps every start-up's model identical.
         self._svm = LinearSVC(C=SVM_C, random_state=0).fit(matrix, self._owner)
         # Per message only the postings of its own n-grams are touched (see _cosine()).

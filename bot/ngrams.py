@@ -76,17 +76,23 @@ class Features:
     (tests/test_matching.py checks they agree) from the fitted vocabularies and
     idf in a few microseconds."""
 
-    def __init__(self, texts: Sequence[str]) -> None:
-        self.union = _views(texts)
-        # the training texts' own rows, from the fitting pass (readings are computed once)
-        self.training_matrix: csr_matrix = self.union.fit_transform(texts).tocsr()
+    def __init__(self, union: FeatureUnion) -> None:
+        self.union = union
         self._views = []
         offset = 0
-        for _, vectorizer in self.union.transformer_list:
+        for _, vectorizer in union.transformer_list:
             self._views.append((vectorizer.build_analyzer(), vectorizer.vocabulary_,
                                 vectorizer.idf_.astype(np.float32), offset))
             offset += len(vectorizer.vocabulary_)
         self.size = offset
+
+    @classmethod
+    def fit(cls, texts: Sequence[str]) -> tuple[Features, csr_matrix]:
+        """Fitted features and the training texts' own rows, from one pass (readings once).
+        The rows are returned, not kept: the matcher keeps the form it needs."""
+        union = _views(texts)
+        matrix = union.fit_transform(texts).tocsr()
+        return cls(union), matrix
 
     def matrix(self, texts: Sequence[str]) -> csr_matrix:
         return self.union.transform(texts).tocsr()

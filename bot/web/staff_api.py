@@ -34,13 +34,12 @@ def create_alert():  # noqa: ANN201
         return jsonify({"message": "send a JSON object"}), 400
     city = runtime.catalog.city(services.settings.city)
     try:
-        alert_id = alerts.create_alert(runtime.redis.client, city, data)
+        status = delivery.send_alert(runtime.redis.client, runtime.redis.url, city, data,
+                                     services.settings.alert_rate_per_second)
     except alerts.AlertError as exc:
         return jsonify({"message": str(exc)}), 400
-    delivery.enqueue(runtime.redis.url, alert_id)
-    status = alerts.alert_status(runtime.redis.client, alert_id, services.settings.alert_rate_per_second)
-    return jsonify({"id": alert_id, "status": f"/api/alerts/{alert_id}",
-                    "scheduled_for": status.scheduled_for if status else None}), 202
+    return jsonify({"id": status.id, "status": f"/api/alerts/{status.id}",
+                    "scheduled_for": status.scheduled_for}), 202
 
 
 @bp.get("/alerts/<alert_id>")
