@@ -3,10 +3,11 @@
 Never loses, never doubles:
 - Recipients are claimed inside Redis while sending goes on: an atomic Lua step scans
   the topic's subscribers, keeps those in a wanted area, skips anyone already claimed
-  for this alert and cuts full chunks of 500, each stored as a list: chunk i is always
-  the same people.
-- Before a chunk is first sent, its recipients after the daily cap and its
-  X-Line-Retry-Key are stored. Every retry, by this worker or another after a
+  for this alert and fills chunk lists of 500: chunk i is always the same people.
+  Claiming runs ahead of sending (up to 4x the chunks in flight), so senders never
+  wait for recipients.
+- Before a chunk is first sent, one atomic step applies the daily cap and stores its
+  recipients and X-Line-Retry-Key. Every retry, by this worker or another after a
   crash (kill -9), resends exactly that chunk with that key; LINE answers 409 for
   an accepted key, which counts as delivered.
 - A chunk is marked done only after LINE accepted it. A lease with a heartbeat
@@ -49,24 +50,46 @@ RETRY_NAMESPACE = uuid.UUID("6f1d3c8e-2b7a-4c55-9f0e-5d1c2a7b9e41")
 JST = ZoneInfo("Asia/Tokyo")
 UNCAPPED_TOPICS = {"emergency"}
 
-# Daily cap, idempotent per (alert, resident): one hash per day, field = resident,
-# value = the ids of the alerts counted for them today. A resident already counted
-# for this alert stays in (a resend after a crash is not a second alert).
-# ARGV: alert id, date, cap, ttl seconds, then the user ids. Returns the allowed ids.
-_CAP = """
-local key = 'alertcap:' .. ARGV[2]
-local needle = ',' .. ARGV[1] .. ','
+# Prepare a chunk for its first send, or read back what was stored for a resend, in one
+# atomic step (a crash can never leave the cap counted but the chunk unprepared).
+# First time: apply the daily cap (one hash per day, field = resident, value = the ids
+# of the alerts counted for them today; a resident already counted for this alert
+# stays in), store who receives the chunk and its retry key. The claimed list already
+# says who gets it; another list is stored only when the cap took someone out
+# ("prepared:all" = the whole claimed list).
+# KEYS: chunks hash, claimed list, send-to list, alert hash, cap hash.
+# ARGV: chunk, alert id, cap (0 = uncapped), cap ttl seconds, retry key, now.
+# Returns {} when the chunk is finished already, else {retry key, recipients...}.
+_PREPARE = """
+local chunk = ARGV[1]
+local state = redis.call('HGET', KEYS[1], chunk)
+if not state or string.find(state, 'done', 1, true) == 1 or string.find(state, 'failed', 1, true) == 1 then
+  return {}
+end
+if state ~= 'claimed' then
+  -- A resend (this worker's retries ran out, or another worker died mid-chunk):
+  -- exactly the stored people, with the stored key.
+  local list = KEYS[3]
+  if state == 'prepared:all' then list = KEYS[2] end
+  local out = redis.call('LRANGE', list, 0, -1)
+  table.insert(out, 1, redis.call('HGET', KEYS[1], 'key:' .. chunk))
+  return out
+end
+local raw = redis.call('LRANGE', KEYS[2], 0, -1)
 local cap = tonumber(ARGV[3])
-local ids = {unpack(ARGV, 5)}
-local out, updates = {}, {}
-if #ids > 0 then
+local out = {ARGV[5]}
+if cap == 0 or #raw == 0 then
+  for i = 1, #raw do out[i + 1] = raw[i] end
+else
+  local needle = ',' .. ARGV[2] .. ','
+  local updates = {}
   -- one read and one write for the whole chunk (a call per resident costs Redis 3x the CPU)
-  local counted = redis.call('HMGET', key, unpack(ids))
-  for i, uid in ipairs(ids) do
+  local counted = redis.call('HMGET', KEYS[5], unpack(raw))
+  for i, uid in ipairs(raw) do
     local seen = counted[i]
     if not seen then
       updates[#updates + 1] = uid
-      updates[#updates + 1] = ARGV[1]
+      updates[#updates + 1] = ARGV[2]
       out[#out + 1] = uid
     elseif string.find(',' .. seen .. ',', needle, 1, true) then
       out[#out + 1] = uid
@@ -74,34 +97,42 @@ if #ids > 0 then
       local _, commas = string.gsub(seen, ',', '')
       if commas + 1 < cap then
         updates[#updates + 1] = uid
-        updates[#updates + 1] = seen .. ',' .. ARGV[1]
+        updates[#updates + 1] = seen .. ',' .. ARGV[2]
         out[#out + 1] = uid
       end
     end
   end
+  if #updates > 0 then redis.call('HSET', KEYS[5], unpack(updates)) end
+  redis.call('EXPIRE', KEYS[5], tonumber(ARGV[4]))
 end
-if #updates > 0 then redis.call('HSET', key, unpack(updates)) end
-redis.call('EXPIRE', key, tonumber(ARGV[4]))
+local allowed = #out - 1
+redis.call('DEL', KEYS[3])
+if allowed < #raw and allowed > 0 then redis.call('RPUSH', KEYS[3], unpack(out, 2)) end
+local prepared = 'prepared'
+if allowed == #raw then prepared = 'prepared:all' end
+redis.call('HSET', KEYS[1], chunk, prepared, 'key:' .. chunk, ARGV[5], 'first:' .. chunk, ARGV[6])
+redis.call('HINCRBY', KEYS[4], 'capped', #raw - allowed)
 return out
 """
 
 
 # Claim the next recipients while sending goes on (no up-front copy of a million ids):
 # one SSCAN step over the topic set, keep those in a wanted area, drop anyone already
-# claimed for this alert (SSCAN may repeat members if the set changes meanwhile), add
-# them to a pending list, and cut full chunks of CHUNK off it. All in one atomic step,
-# so a crash never leaves anyone claimed but in no chunk.
-# KEYS: topic set, seen set, alert hash, pending list, chunks hash, then the area sets.
+# claimed for this alert (SSCAN may repeat members if the set changes meanwhile), and
+# append them to the open chunk list; a list that reaches CHUNK (or the last one, when
+# the scan ends) is marked claimed, and only then may a sender take it. All in one
+# atomic step, so a crash never leaves anyone claimed but in no chunk.
+# KEYS: topic set, seen set, alert hash, chunks hash, then the area sets.
 # ARGV: cursor, scan count, chunk size, chunk list prefix. Returns {cursor, claimed}.
 _CLAIM = """
 local res = redis.call('SSCAN', KEYS[1], ARGV[1], 'COUNT', ARGV[2])
 local cursor = res[1]
 local batch = res[2]
-local added = 0
+local fresh = {}
 if #batch > 0 then
   -- batch-wide membership tests (SMISMEMBER, Redis 6.2+) rather than a call per resident
   local wanted = {}
-  for k = 6, #KEYS do
+  for k = 5, #KEYS do
     local member = redis.call('SMISMEMBER', KEYS[k], unpack(batch))
     for i = 1, #batch do
       if member[i] == 1 then wanted[i] = true end
@@ -116,34 +147,42 @@ if #batch > 0 then
   end
   if #candidates > 0 then
     local seen = redis.call('SMISMEMBER', KEYS[2], unpack(candidates))
-    local fresh = {}
     for i = 1, #candidates do
       if seen[i] == 0 then fresh[#fresh + 1] = candidates[i] end
     end
-    if #fresh > 0 then
-      redis.call('SADD', KEYS[2], unpack(fresh))
-      redis.call('RPUSH', KEYS[4], unpack(fresh))
-      added = #fresh
-    end
+    if #fresh > 0 then redis.call('SADD', KEYS[2], unpack(fresh)) end
   end
 end
 local size = tonumber(ARGV[3])
 local claimed = tonumber(redis.call('HGET', KEYS[3], 'claimed') or '0')
-while redis.call('LLEN', KEYS[4]) >= size or (cursor == '0' and redis.call('LLEN', KEYS[4]) > 0) do
-  local members = redis.call('LRANGE', KEYS[4], 0, size - 1)
-  redis.call('LTRIM', KEYS[4], size, -1)
+local i = 1
+while i <= #fresh do
   local list = ARGV[4] .. claimed
-  redis.call('DEL', list)
-  redis.call('RPUSH', list, unpack(members))
-  redis.call('HSET', KEYS[5], tostring(claimed), 'claimed')
+  local room = size - redis.call('LLEN', list)
+  local last = math.min(#fresh, i + room - 1)
+  redis.call('RPUSH', list, unpack(fresh, i, last))
+  if last - i + 1 == room then
+    redis.call('HSET', KEYS[4], tostring(claimed), 'claimed')
+    claimed = claimed + 1
+  end
+  i = last + 1
+end
+if cursor == '0' and redis.call('LLEN', ARGV[4] .. claimed) > 0 then
+  redis.call('HSET', KEYS[4], tostring(claimed), 'claimed')
   claimed = claimed + 1
 end
-redis.call('HINCRBY', KEYS[3], 'recipients', added)
+redis.call('HINCRBY', KEYS[3], 'recipients', #fresh)
 redis.call('HSET', KEYS[3], 'cursor', cursor, 'claimed', claimed)
 if cursor == '0' then
   redis.call('HSET', KEYS[3], 'scan_done', '1', 'chunks_total', claimed)
 end
 return {cursor, claimed}
+"""
+# Extend our lease if it is still ours. KEYS: lease. ARGV: token, ms. Returns 1 or 0.
+_EXTEND = """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+return 1
 """
 # SSCAN's COUNT is a hint; batches stay far below Lua's unpack limit (about 8,000 values).
 SCAN_COUNT = 1000
@@ -252,24 +291,30 @@ class Delivery:
         # A small burst lets a late request catch up (thread wake-up jitter) without ever
         # passing rate + burst in any second: 150/s + 3 stays far under LINE's 200/s.
         self.limiter = RateLimiter(client, "multicast", settings.alert_rate_per_second, burst=3)
-        self._cap_script = client.register_script(_CAP)
+        self._prepare_script = client.register_script(_PREPARE)
         self._claim_script = client.register_script(_CLAIM)
+        self._extend_script = client.register_script(_EXTEND)
         self.token = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        self._renewed = 0.0
 
     # ------------------------------------------------------------ lease
 
     def _lease(self, alert_id: str) -> bool:
         key = f"{alert_key(alert_id)}:lease"
         if self.redis.set(key, self.token, nx=True, px=self.lease_ms):
+            self._renewed = time.monotonic()
             return True
         return self.redis.get(key) == self.token
 
     def _heartbeat(self, alert_id: str) -> None:
-        key = f"{alert_key(alert_id)}:lease"
-        if self.redis.get(key) != self.token:
+        # A few renewals per lease period are enough (not one per chunk: that would put
+        # two Redis calls per chunk on the claiming thread).
+        if time.monotonic() - self._renewed < self.lease_ms / 5000.0:
+            return
+        if not self._extend_script(keys=[f"{alert_key(alert_id)}:lease"], args=[self.token, self.lease_ms]):
             # Another worker took over (ours was presumed dead): stop rather than double up.
             raise LeaseLost(alert_id)
-        self.redis.pexpire(key, self.lease_ms)
+        self._renewed = time.monotonic()
 
     def _release(self, alert_id: str) -> None:
         key = f"{alert_key(alert_id)}:lease"
@@ -306,12 +351,12 @@ class Delivery:
 
             # Claiming and sending overlap: chunks go out (several in flight, all paced by
             # the shared rate limiter) while the next recipients are being claimed.
+            claimed, scan_done = int(alert.get("claimed") or 0), alert.get("scan_done") == "1"
+            cursor = alert.get("cursor") or "0"
             with ThreadPoolExecutor(self.concurrency, thread_name_prefix="chunk") as pool:
                 try:
                     submitted = 0
                     while not stop.is_set():
-                        state = self.redis.hmget(akey, "claimed", "scan_done")
-                        claimed, scan_done = int(state[0] or 0), state[1] == "1"
                         while submitted < claimed:
                             in_flight.add(pool.submit(self._chunk, alert_id, submitted, messages, capped, stop))
                             submitted += 1
@@ -324,7 +369,8 @@ class Delivery:
                             settle(future)
                         if scan_done:
                             break
-                        self._claim(alert_id, alert)
+                        cursor, claimed = self._claim(alert_id, alert, cursor)
+                        scan_done = cursor == "0"
                     for future in list(in_flight):
                         settle(future)
                 except LeaseLost:
@@ -339,7 +385,7 @@ class Delivery:
                 return "stopped_monthly_limit"
             self.redis.hset(akey, mapping={"state": "done", "finished_at": f"{time.time():.3f}"})
             self.redis.srem("alerts:active", alert_id)
-            self.redis.unlink(f"{akey}:seen", f"{akey}:pending")  # only needed while claiming
+            self.redis.unlink(f"{akey}:seen")  # only needed while claiming
             return "done"
         except LeaseLost:
             log.warning("alert %s: lease taken over by another worker; stopping here", alert_id)
@@ -347,53 +393,36 @@ class Delivery:
         finally:
             self._release(alert_id)
 
-    def _claim(self, alert_id: str, alert: dict[str, str]) -> None:
-        """One claiming step: topic subscribers in a wanted area, cut into chunks."""
+    def _claim(self, alert_id: str, alert: dict[str, str], cursor: str) -> tuple[str, int]:
+        """One claiming step: topic subscribers in a wanted area, cut into chunks.
+        Returns the scan cursor ("0" once the scan is complete) and the chunks claimed."""
         akey = alert_key(alert_id)
         city, topic = alert["city"], alert["topic"]
         areas = set(alert["areas"].split(","))
         # A ward alert reaches that ward's subscribers and those who chose the whole
         # city; a whole-city alert reaches every area's subscribers.
         wanted = set(alert["city_areas"].split(",")) if ALL_AREAS in areas else areas | {ALL_AREAS}
-        cursor = self.redis.hget(akey, "cursor") or "0"
-        keys = [f"sub:{city}:topic:{topic}", f"{akey}:seen", akey, f"{akey}:pending", f"{akey}:chunks",
+        keys = [f"sub:{city}:topic:{topic}", f"{akey}:seen", akey, f"{akey}:chunks",
                 *(f"sub:{city}:area:{a}" for a in sorted(wanted))]
-        self._claim_script(keys=keys, args=[cursor, SCAN_COUNT, CHUNK, f"{akey}:chunk:"])
+        cursor, claimed = self._claim_script(keys=keys, args=[cursor, SCAN_COUNT, CHUNK, f"{akey}:chunk:"])
+        return str(cursor), int(claimed)
 
     def _chunk(self, alert_id: str, chunk: int, messages: list[dict], capped: bool,
                stop: threading.Event | None = None) -> str:
         if stop is not None and stop.is_set():
             return "stopped"
         akey = alert_key(alert_id)
-        chunks, claimed, members = f"{akey}:chunks", f"{akey}:chunk:{chunk}", f"{akey}:sendto:{chunk}"
-        state = self.redis.hget(chunks, str(chunk))
-        if state and state.startswith(("done", "failed")):
+        chunks = f"{akey}:chunks"
+        today = dt.datetime.now(JST).date().isoformat()
+        retry_key = str(uuid.uuid5(RETRY_NAMESPACE, f"{alert_id}:{chunk}"))
+        # The first time: the cap applied and who receives it stored with its retry key;
+        # on a resend, exactly what was stored. One round trip either way.
+        prepared = self._prepare_script(
+            keys=[chunks, f"{akey}:chunk:{chunk}", f"{akey}:sendto:{chunk}", akey, f"alertcap:{today}"],
+            args=[chunk, alert_id, self.cap if capped else 0, 2 * 24 * 3600, retry_key, f"{time.time():.3f}"])
+        if not prepared:
             return "skip"
-        if state == "claimed":
-            # First time: decide who receives this chunk and store it with its retry key.
-            raw = self.redis.lrange(claimed, 0, -1)
-            allowed = raw
-            if capped and raw:
-                today = dt.datetime.now(JST).date().isoformat()
-                allowed = self._cap_script(args=[alert_id, today, self.cap, 2 * 24 * 3600, *raw])
-            retry_key = str(uuid.uuid5(RETRY_NAMESPACE, f"{alert_id}:{chunk}"))
-            pipe = self.redis.pipeline(transaction=True)
-            pipe.delete(members)
-            # The claimed list already says who gets the chunk; store another list only
-            # when the cap took someone out ("prepared:all" = the whole claimed list).
-            whole = len(allowed) == len(raw)
-            if allowed and not whole:
-                pipe.rpush(members, *allowed)
-            pipe.hset(chunks, mapping={str(chunk): "prepared:all" if whole else "prepared",
-                                       f"key:{chunk}": retry_key, f"first:{chunk}": f"{time.time():.3f}"})
-            pipe.hincrby(akey, "capped", len(raw) - len(allowed))
-            pipe.execute()
-            recipients = raw if whole else allowed
-        else:
-            # A resend (this worker's retry loop ended, or another worker died mid-chunk):
-            # exactly the stored people, with the stored key.
-            recipients = self.redis.lrange(claimed if state == "prepared:all" else members, 0, -1)
-            retry_key = self.redis.hget(chunks, f"key:{chunk}")
+        retry_key, recipients = prepared[0], prepared[1:]
         if not recipients:
             self._finish(akey, chunks, chunk, "done", 0, 0)
             return "done"

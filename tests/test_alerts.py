@@ -155,6 +155,43 @@ def test_delivery_survives_429_500_and_lost_responses_exactly_once(redis_client,
     assert len(set(keys)) == 3 and all(keys)
 
 
+def test_residents_joining_and_leaving_mid_delivery_are_never_messaged_twice(
+        redis_client, alert_settings, city, line):
+    """Recipients are claimed by scanning the live subscriber set while sending goes on.
+    Residents join and leave meanwhile, and a scan may return members it has already
+    returned (Redis SSCAN's rule when the set is resized): each still gets one message."""
+    stayers = [user(20_000 + n) for n in range(1500)]
+    leavers = [user(40_000 + n) for n in range(18_500)]
+    joiners = [user(60_000 + n) for n in range(3000)]
+
+    def subscribe(people):
+        pipe = redis_client.pipeline()
+        for p in people:
+            pipe.sadd("sub:kumamoto:area:chuo", p)
+            pipe.sadd("sub:kumamoto:topic:fraud", p)
+        pipe.execute()
+
+    subscribe(stayers + leavers)
+    alert_id = alerts.create_alert(redis_client, city, fraud_alert(send_now=True))
+    api = LineApi(alert_settings, retries=0)
+    try:
+        engine = Delivery(redis_client, api, alert_settings)
+        alert = redis_client.hgetall(f"alert:{alert_id}")
+        engine._claim(alert_id, alert, "0")  # the first scan step
+        for start in range(0, len(leavers), 1000):  # most residents leave (the set shrinks) ...
+            redis_client.srem("sub:kumamoto:topic:fraud", *leavers[start:start + 1000])
+        subscribe(joiners)  # ... and others join
+        engine._claim(alert_id, alert, "0")  # a step that returns members again (here: all of its first ones)
+        assert engine.run(alert_id) == "done"
+    finally:
+        api.close()
+    counts = received(line)
+    assert set(counts.values()) == {1}
+    assert set(stayers) <= set(counts) <= set(stayers + leavers + joiners)
+    status = alerts.alert_status(redis_client, alert_id, 150)
+    assert status.recipients == status.sent == len(counts)
+
+
 def test_monthly_limit_stops_the_job_with_a_clear_state(redis_client, alert_settings, city, subs, line):
     for n in range(1000):
         subs.set_areas(user(3000 + n), ["nishi"])
