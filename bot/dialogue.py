@@ -18,7 +18,7 @@ from bot import messages as m
 from bot.loader import Catalog
 from bot.matching import Candidate, Matcher
 from bot.state import ConversationStore, ConvState
-from bot.subscriptions import Subscriptions
+from bot.subscriptions import Choice, Subscriptions
 
 log = logging.getLogger(__name__)
 _YES = {"はい", "うん", "そう", "yes", "y", "ok"}
@@ -269,6 +269,17 @@ class Dialogue:
                score: float = 100.0, candidates: Sequence[Candidate] = ()) -> Turn:
         intent = self.catalog.by_id[intent_id]
         answer = self.city.answers[intent_id]
+        if answer.opens == "alert_settings" and self.subscriptions is not None:
+            # 「設定を見る」「地域を変えたい」 from someone already subscribed: their current
+            # choice, with the buttons that change it, says more than the introduction.
+            try:
+                subscribed = self.subscriptions.get(user_id) != Choice()
+            except redis.RedisError:
+                subscribed = False
+            if subscribed:
+                turn = self._settings(user_id, "settings", {}, lang)
+                self.store.remember_answer(user_id, intent_id, sensitive=False, notice_shown=state.notice_shown)
+                return Turn(turn.messages, "answer", intent_id, score, tuple(candidates), lang=lang)
         sensitive = intent.flow == "sensitive"
         crisis = intent.priority == "crisis"
 

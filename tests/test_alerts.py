@@ -121,6 +121,29 @@ def test_subscribing_by_chat_then_receiving(redis_client, alert_settings, city, 
     assert received(line) == {resident: 1}
 
 
+def test_asking_about_alerts_by_text_shows_a_subscriber_their_choice(alert_settings, line, catalog, shared_matcher):
+    app = create_app(alert_settings, runtime=build(alert_settings, catalog=catalog, matcher=shared_matcher),
+                     synchronous_sends=True)
+    client = app.test_client()
+    resident = user(78)
+
+    def say(kind, **fields):
+        raw = body_of(event(kind, resident, reply_token=line.fake.issue_reply_token(resident), **fields))
+        assert client.post("/callback", data=raw, headers={"X-Line-Signature": sign(raw)}).status_code == 200
+        return json.dumps([m for _, m in line.fake.messages_for(resident)][-1], ensure_ascii=False)
+
+    try:
+        before = say("message", message={"type": "text", "id": "1", "text": "設定を見る", "quoteToken": "q"})
+        assert "防犯のお知らせを受け取れます" in before  # not subscribed yet: what alerts are
+        say("postback", postback={"data": postback_data("area", a="higashi")})
+        say("postback", postback={"data": postback_data("topic", t="missing")})
+        for text in ("設定を見る", "今どの情報を受け取る設定になってる？"):
+            after = say("message", message={"type": "text", "id": "2", "text": text, "quoteToken": "q"})
+            assert "東区" in after and "行方不明" in after and "act=areas" in after, after
+    finally:
+        app.extensions["bot"].close()
+
+
 def test_daily_cap_holds_back_the_fourth_alert_but_never_an_emergency(redis_client, alert_settings, city, subs, line):
     resident = user(9)
     subs.set_areas(resident, ["chuo"]); subs.set_topics(resident, ["fraud", "emergency"])  # noqa: E702
