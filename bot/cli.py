@@ -179,6 +179,10 @@ def cmd_worker(settings: Settings, burst: bool) -> int:
 
     from bot import delivery
 
+    if not settings.line_channel_access_token and settings.line_api_base_url == Settings().line_api_base_url:
+        print("the worker sends through LINE: set LINE_CHANNEL_ACCESS_TOKEN, or LINE_API_BASE_URL to a fake "
+              "LINE API (`python -m bot serve` in local mode prints the command to use)", file=sys.stderr)
+        return 2
     handle = _shared_redis(settings)
     if handle is None:
         return 2
@@ -319,7 +323,7 @@ def cmd_richmenu(settings: Settings, action: str) -> int:
 def cmd_serve(settings: Settings, dev: bool = False) -> int:
     import os
 
-    from bot.app import create_app
+    from bot.app import FAKE_LINE_PREFIX, create_app
     from bot.loader import load_catalog
     from bot.runtime import build
     from bot.store import start_embedded
@@ -339,8 +343,14 @@ def cmd_serve(settings: Settings, dev: bool = False) -> int:
     if settings.local_mode:
         print(f"Local mode (no LINE credentials): open {where}/dev/chat to talk to the bot.", flush=True)
     print(f"Webhook: POST {where}/callback   Health: {where}/healthz", flush=True)
-    print(f"Redis: {settings.redis_url}  (alert workers: REDIS_URL={settings.redis_url} python -m bot worker)",
-          flush=True)
+    if settings.local_mode:
+        # Alerts and campaigns reach the talk screen too: a worker delivers into this
+        # process's fake LINE API.
+        print(f"Redis: {settings.redis_url}  (alert workers: REDIS_URL={settings.redis_url} "
+              f"LINE_API_BASE_URL={where}{FAKE_LINE_PREFIX} python -m bot worker)", flush=True)
+    else:
+        print(f"Redis: {settings.redis_url}  (alert workers: REDIS_URL={settings.redis_url} python -m bot worker)",
+              flush=True)
     try:
         if dev:
             app = create_app(settings, runtime=build(settings, catalog=catalog))

@@ -90,3 +90,16 @@ def test_evaluate_rejects_a_malformed_file(tmp_path):
     bad.write_text("- text: hello\n  expect: [no_such_intent]\n", encoding="utf-8")
     proc = run(["evaluate", str(bad)])
     assert proc.returncode == 1 and "unknown intent" in proc.stderr
+
+
+def test_worker_without_a_way_to_line_refuses_clearly(env):
+    # No access token and LINE's real address: it would only fail on every chunk.
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("LINE_")}
+    proc = subprocess.run([sys.executable, "-m", "bot", "worker", "--burst"], capture_output=True, text=True,
+                          cwd=REPO_ROOT, env={**clean, **env}, timeout=60)
+    assert proc.returncode == 2
+    assert "LINE_CHANNEL_ACCESS_TOKEN" in proc.stderr and "LINE_API_BASE_URL" in proc.stderr
+    local = subprocess.run([sys.executable, "-m", "bot", "worker", "--burst"], capture_output=True, text=True,
+                           cwd=REPO_ROOT, env={**clean, **env, "LINE_API_BASE_URL": "http://127.0.0.1:9/fake-line"},
+                           timeout=60)
+    assert local.returncode == 0, local.stderr  # a fake LINE API (local serve) is enough: empty queue, done

@@ -56,7 +56,7 @@ def server(redis_url, redis_client, tmp_path):
     proc.wait(timeout=15)
 
 
-def test_dev_chat_in_headless_chromium(server):
+def test_dev_chat_in_headless_chromium(server, redis_url):
     assert Path(CHROMIUM).exists(), "Debian's chromium is required (scripts/test.sh installs it)"
     # CI shares two cores with other work: give each expectation time to settle
     expect.set_options(timeout=20_000)
@@ -91,6 +91,18 @@ def test_dev_chat_in_headless_chromium(server):
             page.locator(".chip", has_text="画面を切り替える").click()
             expect(page.locator(".card").last).to_contain_text("くらしのメモ")
             page.screenshot(path=str(ARTIFACTS / "dev-chat.png"), full_page=True)
+
+            # Staff send an alert and a worker delivers it into this bot's fake LINE API
+            # (the commands `serve` prints): the card appears without the resident writing.
+            env = {k: v for k, v in os.environ.items() if not k.startswith("LINE_")}
+            env.update(REDIS_URL=redis_url, LINE_API_BASE_URL=server + "/fake-line")
+            for args in (["alert", "send", "--topic", "fraud", "--areas", "chuo", "--title", "「警察官」を名乗る電話に注意",
+                          "--body", "警察官を名乗り、口座が犯罪に使われていると言ってカードを求める電話。", "--now"],
+                         ["worker", "--burst"]):
+                done = subprocess.run([sys.executable, "-m", "bot", *args], cwd=REPO_ROOT, env=env,
+                                      capture_output=True, text=True, timeout=120)
+                assert done.returncode == 0, done.stdout + done.stderr
+            expect(page.locator(".card", has_text="「警察官」を名乗る電話に注意")).to_be_visible()
         finally:
             browser.close()
     assert (ARTIFACTS / "dev-chat.png").stat().st_size > 10_000

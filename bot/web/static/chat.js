@@ -92,11 +92,19 @@
     });
   }
 
+  let polling = null;
   async function poll() {
-    const r = await fetch("/dev/messages?userId=" + userId + "&after=" + after);
-    const data = await r.json();
-    data.messages.forEach(row => { after = row.seq; render(row.message); });
+    // One fetch at a time: a timer tick and a send must not render a message twice.
+    while (polling) await polling;
+    polling = (async () => {
+      const r = await fetch("/dev/messages?userId=" + userId + "&after=" + after);
+      const data = await r.json();
+      data.messages.forEach(row => { after = row.seq; render(row.message); });
+    })();
+    try { await polling; } finally { polling = null; }
   }
+  // Alerts and campaigns arrive without the resident writing (a worker multicasts them).
+  setInterval(() => { poll().catch(() => {}); }, 3000);
   async function send(payload) {
     payload.userId = userId;
     await fetch("/dev/send", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(payload) });
