@@ -61,6 +61,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     settings = settings or Settings.from_env()
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = MAX_WEBHOOK_BYTES
+    app.json.ensure_ascii = False  # staff read Japanese titles in API answers, not \u escapes
 
     fake_line = None
     if settings.local_mode:

@@ -317,6 +317,7 @@ def test_staff_api_creates_queues_and_reports(alert_settings, redis_client, cata
         assert Queue(delivery.QUEUE, connection=delivery.rq_connection(alert_settings.redis_url)).count == 2
         status = client.get(f"/api/alerts/{alert_id}", headers=auth)
         assert status.status_code == 200 and status.json["state"] == "queued"
+        assert "「警察官」を名乗る電話に注意" in status.get_data(as_text=True)  # readable, not \u escapes
         assert set(status.json) >= {"recipients", "sent", "failed", "chunks_total", "chunks_done", "eta_seconds",
                                     "stalled"}
         assert client.get("/api/alerts/nope", headers=auth).status_code == 404
