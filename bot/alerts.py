@@ -30,14 +30,29 @@ from bot.subscriptions import ALL_AREAS, TOPICS
 from bot.validation import first_error, neutral
 
 SENSITIVE_TOPICS = ("dv", "sexual_violence", "stalking", "victim", "victim_support", "child_abuse", "suicide")
-SHARE_PROMPT = "このお知らせを、身近な方にも伝えてください。"
 JST = ZoneInfo("Asia/Tokyo")
-TOPIC_LABELS = {"fraud": "電話で『お金』詐欺・闇バイト", "suspicious": "声かけ・不審者", "missing": "行方不明",
-                "emergency": "緊急治安情報", "safety": "くらしの安全"}
+LANGUAGES = ("ja", "en")  # an alert's versions; residents who chat in English get the English one if written
 
 
 class AlertError(ValueError):
     """A request staff must correct; the message says what and why."""
+
+
+Title = Annotated[str, Field(min_length=1, max_length=60), AfterValidator(neutral)]
+Body = Annotated[str, Field(min_length=1, max_length=600)]  # 手口: who they pretend to be, what they say
+WhereWhen = Annotated[str, Field(max_length=200)]
+Countermeasures = list[Annotated[str, Field(min_length=1, max_length=80)]]
+
+
+class AlertText(BaseModel):
+    """The English version of an alert, written by staff (never machine-translated)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    title: Title
+    body: Body
+    where_when: WhereWhen | None = None
+    countermeasures: Countermeasures = Field(default_factory=list, max_length=3)
 
 
 class AlertRequest(BaseModel):
@@ -45,11 +60,11 @@ class AlertRequest(BaseModel):
 
     topic: str
     areas: list[str] = Field(min_length=1)
-    title: Annotated[str, Field(min_length=1, max_length=60), AfterValidator(neutral)]
-    body: Annotated[str, Field(min_length=1, max_length=600)]  # 手口: who they pretend to be, what they say
-    where_when: Annotated[str, Field(max_length=200)] | None = None
-    countermeasures: list[Annotated[str, Field(min_length=1, max_length=80)]] = Field(default_factory=list,
-                                                                                      max_length=3)
+    title: Title
+    body: Body
+    where_when: WhereWhen | None = None
+    countermeasures: Countermeasures = Field(default_factory=list, max_length=3)
+    en: AlertText | None = None
     desk: str | None = None  # default: the city's desk for the topic
     send_now: bool = False  # staff override of the city's quiet hours
 
@@ -79,30 +94,38 @@ def validate_request(data: Any, city: City) -> AlertRequest:
     return request.model_copy(update={"desk": desk_id})
 
 
-def render(request: AlertRequest, city: City) -> FlexMessage:
-    """The alert card; altText (the lock-screen preview) is the title alone."""
+def render(request: AlertRequest, city: City, lang: str = "ja") -> FlexMessage:
+    """The alert card in `lang` ("ja", or "en" when staff wrote an English version); altText
+    (the lock-screen preview) is the title alone. Its wording is content (ui.yaml, city.yaml)."""
+    text: AlertRequest | AlertText = request.en if lang == "en" and request.en else request
+    lang = "en" if text is request.en else "ja"
+    ui = city.ui
+    topic = next(t for t in city.config.topics if t.id == request.topic)
     desk = city.desks[request.desk or city.config.alert_desks[request.topic]]
-    t = lambda text, **kw: {"type": "text", "text": text, "wrap": True, **kw}  # noqa: E731
-    body: list[dict[str, Any]] = [t(TOPIC_LABELS[request.topic], size="xs", color="#c8102e", weight="bold"),
-                                  t(request.title, weight="bold", size="md"),
-                                  t("手口: " + request.body, size="sm")]
-    if request.where_when:
-        body.append(t("いつ・どこで: " + request.where_when, size="sm"))
-    if request.countermeasures:
+    colon = ": " if lang == "en" else "："
+    t = lambda value, **kw: {"type": "text", "text": value, "wrap": True, **kw}  # noqa: E731
+    body: list[dict[str, Any]] = [t((topic.alert_label or topic.label).get(lang), size="xs", color="#c8102e",
+                                    weight="bold"),
+                                  t(text.title, weight="bold", size="md"),
+                                  t(ui["alert_method"].get(lang) + colon + text.body, size="sm")]
+    if text.where_when:
+        body.append(t(ui["alert_where_when"].get(lang) + colon + text.where_when, size="sm"))
+    if text.countermeasures:
         marks = "①②③"
-        body.append(t("対策: " + " ".join(f"{marks[n]} {c}" for n, c in enumerate(request.countermeasures)),
-                      size="sm"))
-    body.append(t(f"相談先: {desk.name.ja}", size="sm"))
-    body.append(t(SHARE_PROMPT, size="xs", color="#555555"))
+        body.append(t(ui["alert_countermeasures"].get(lang) + colon
+                      + " ".join(f"{marks[n]} {c}" for n, c in enumerate(text.countermeasures)), size="sm"))
+    body.append(t(ui["alert_desk"].get(lang) + colon + desk.name.get(lang), size="sm"))
+    body.append(t(ui["alert_share"].get(lang), size="xs", color="#555555"))
     phone = desk.phones[0]
     bubble = {
         "type": "bubble",
         "body": {"type": "box", "layout": "vertical", "spacing": "sm", "contents": body},
         "footer": {"type": "box", "layout": "vertical", "contents": [{
             "type": "button", "style": "primary", "height": "sm",
-            "action": {"type": "uri", "label": f"電話する {phone.number}"[:20], "uri": phone.tel_uri}}]},
+            "action": {"type": "uri", "label": f"{ui['call_button'].get(lang)} {phone.number}"[:20],
+                       "uri": phone.tel_uri}}]},
     }
-    return FlexMessage(alt_text=request.title, contents=FlexContainer.from_dict(bubble))
+    return FlexMessage(alt_text=text.title, contents=FlexContainer.from_dict(bubble))
 
 
 # ---------------------------------------------------------------- storage and status
@@ -156,7 +179,8 @@ def create_alert(client: redis.Redis, city: City, data: Any, now: dt.datetime | 
     request = validate_request(data, city)
     now = now or dt.datetime.now(JST)
     alert_id = now.astimezone(JST).strftime("%Y%m%d%H%M%S") + "-" + uuid.uuid4().hex[:8]
-    message = render(request, city)
+    messages = {lang: json.dumps(render(request, city, lang).to_dict(), ensure_ascii=False)
+                for lang in LANGUAGES if lang == "ja" or request.en}
     release = None if request.send_now else quiet_until(city.config.quiet_hours, request.topic, now)
     pipe = client.pipeline()
     if release is not None:
@@ -164,7 +188,8 @@ def create_alert(client: redis.Redis, city: City, data: Any, now: dt.datetime | 
     pipe.hset(alert_key(alert_id), mapping={
         "city": city.id, "topic": request.topic, "areas": ",".join(request.areas), "title": request.title,
         "city_areas": ",".join(a.id for a in city.config.areas),
-        "request": request.model_dump_json(), "message": json.dumps(message.to_dict(), ensure_ascii=False),
+        "request": request.model_dump_json(), "message": messages["ja"],
+        **({"message_en": messages["en"]} if "en" in messages else {}),
         "state": "queued", "created_at": f"{now.timestamp():.3f}", "sent": 0, "failed": 0, "capped": 0,
         "chunks_done": 0,
     })
@@ -183,7 +208,7 @@ def alert_status(client: redis.Redis, alert_id: str, rate_per_second: float) -> 
     eta = scheduled = None
     if state in ("queued", "sending"):
         # While recipients are still being claimed, the chunks claimed so far are a lower bound.
-        known = total if total is not None else (integer("claimed") or 0)
+        known = total if total is not None else (integer("claimed") or 0) + (integer("claimed_en") or 0)
         eta = math.ceil(max(0, known - done) / rate_per_second * 10) / 10
         if state == "queued" and data.get("not_before"):
             release = dt.datetime.fromtimestamp(int(data["not_before"]), JST)

@@ -71,6 +71,10 @@ def main(argv: Sequence[str] | None = None, settings: Settings | None = None) ->
     send.add_argument("--where-when", help="いつ・どこで")
     send.add_argument("--countermeasure", action="append", default=[], help="up to 3, repeat the option")
     send.add_argument("--desk", help="desk id for the call button (default: the city's desk for the topic)")
+    send.add_argument("--en-title", help="English version (for residents who use the bot in English): title")
+    send.add_argument("--en-body", help="English version: how it works (with --en-title)")
+    send.add_argument("--en-where-when", help="English version: when and where")
+    send.add_argument("--en-countermeasure", action="append", default=[], help="English version: up to 3")
     send.add_argument("--now", action="store_true",
                       help="send at once even in the city's quiet hours (non-urgent topics otherwise wait)")
     status = alert_sub.add_parser("status", help="recipients, sent, failed, chunks, ETA")
@@ -219,6 +223,9 @@ def cmd_alert(settings: Settings, args: argparse.Namespace) -> int:
         data = {"topic": args.topic, "areas": [a for a in args.areas.split(",") if a], "title": args.title,
                 "body": args.body, "where_when": args.where_when, "countermeasures": args.countermeasure,
                 "desk": args.desk, "send_now": args.now}
+        if args.en_title or args.en_body:
+            data["en"] = {"title": args.en_title, "body": args.en_body, "where_when": args.en_where_when,
+                          "countermeasures": args.en_countermeasure}
         try:
             status = delivery.send_alert(handle.client, url, city, data, settings.alert_rate_per_second)
         except alerts.AlertError as exc:

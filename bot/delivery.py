@@ -40,7 +40,7 @@ from bot.line_api import LineApi, SendResult
 from bot.ratelimit import RateLimiter
 from bot.settings import Settings
 from bot.store import connect
-from bot.subscriptions import ALL_AREAS
+from bot.subscriptions import ALL_AREAS, Subscriptions
 
 log = logging.getLogger(__name__)
 QUEUE = "alerts"
@@ -122,8 +122,11 @@ return out
 # append them to the open chunk list; a list that reaches CHUNK (or the last one, when
 # the scan ends) is marked claimed, and only then may a sender take it. All in one
 # atomic step, so a crash never leaves anyone claimed but in no chunk.
-# KEYS: topic set, seen set, alert hash, chunks hash, then the area sets.
-# ARGV: cursor, scan count, chunk size, chunk list prefix. Returns {cursor, claimed}.
+# An alert with an English version has two streams of chunks: "0", "1", ... (Japanese)
+# and "en:0", "en:1", ... for residents who set up their alerts in English.
+# KEYS: topic set, seen set, alert hash, chunks hash, English set, then the area sets.
+# ARGV: cursor, scan count, chunk size, chunk list prefix, "1" to split by language.
+# Returns {cursor, claimed, claimed_en}.
 _CLAIM = """
 local res = redis.call('SSCAN', KEYS[1], ARGV[1], 'COUNT', ARGV[2])
 local cursor = res[1]
@@ -132,7 +135,7 @@ local fresh = {}
 if #batch > 0 then
   -- batch-wide membership tests (SMISMEMBER, Redis 6.2+) rather than a call per resident
   local wanted = {}
-  for k = 5, #KEYS do
+  for k = 6, #KEYS do
     local member = redis.call('SMISMEMBER', KEYS[k], unpack(batch))
     for i = 1, #batch do
       if member[i] == 1 then wanted[i] = true end
@@ -153,30 +156,44 @@ if #batch > 0 then
     if #fresh > 0 then redis.call('SADD', KEYS[2], unpack(fresh)) end
   end
 end
+local japanese, english = fresh, {}
+if ARGV[5] == '1' and #fresh > 0 then
+  japanese = {}
+  local en = redis.call('SMISMEMBER', KEYS[5], unpack(fresh))
+  for i = 1, #fresh do
+    if en[i] == 1 then english[#english + 1] = fresh[i] else japanese[#japanese + 1] = fresh[i] end
+  end
+end
 local size = tonumber(ARGV[3])
-local claimed = tonumber(redis.call('HGET', KEYS[3], 'claimed') or '0')
-local i = 1
-while i <= #fresh do
-  local list = ARGV[4] .. claimed
-  local room = size - redis.call('LLEN', list)
-  local last = math.min(#fresh, i + room - 1)
-  redis.call('RPUSH', list, unpack(fresh, i, last))
-  if last - i + 1 == room then
-    redis.call('HSET', KEYS[4], tostring(claimed), 'claimed')
+local function fill(stream, field, members)
+  local claimed = tonumber(redis.call('HGET', KEYS[3], field) or '0')
+  local i = 1
+  while i <= #members do
+    local list = ARGV[4] .. stream .. claimed
+    local room = size - redis.call('LLEN', list)
+    local last = math.min(#members, i + room - 1)
+    redis.call('RPUSH', list, unpack(members, i, last))
+    if last - i + 1 == room then
+      redis.call('HSET', KEYS[4], stream .. claimed, 'claimed')
+      claimed = claimed + 1
+    end
+    i = last + 1
+  end
+  if cursor == '0' and redis.call('LLEN', ARGV[4] .. stream .. claimed) > 0 then
+    redis.call('HSET', KEYS[4], stream .. claimed, 'claimed')
     claimed = claimed + 1
   end
-  i = last + 1
+  redis.call('HSET', KEYS[3], field, claimed)
+  return claimed
 end
-if cursor == '0' and redis.call('LLEN', ARGV[4] .. claimed) > 0 then
-  redis.call('HSET', KEYS[4], tostring(claimed), 'claimed')
-  claimed = claimed + 1
-end
+local claimed = fill('', 'claimed', japanese)
+local claimed_en = fill('en:', 'claimed_en', english)
 redis.call('HINCRBY', KEYS[3], 'recipients', #fresh)
-redis.call('HSET', KEYS[3], 'cursor', cursor, 'claimed', claimed)
+redis.call('HSET', KEYS[3], 'cursor', cursor)
 if cursor == '0' then
-  redis.call('HSET', KEYS[3], 'scan_done', '1', 'chunks_total', claimed)
+  redis.call('HSET', KEYS[3], 'scan_done', '1', 'chunks_total', claimed + claimed_en)
 end
-return {cursor, claimed}
+return {cursor, claimed, claimed_en}
 """
 # Extend our lease if it is still ours. KEYS: lease. ARGV: token, ms. Returns 1 or 0.
 _EXTEND = """
@@ -336,7 +353,10 @@ class Delivery:
         try:
             self.redis.hset(akey, mapping={"state": "sending", "started_at": alert.get("started_at") or
                                            f"{time.time():.3f}"})
-            messages = [json.loads(alert["message"])]
+            # Chunk ids: "0", "1", ... (Japanese) and "en:0", ... (the English version, if written).
+            streams = {"": [json.loads(alert["message"])]}
+            if alert.get("message_en"):
+                streams["en:"] = [json.loads(alert["message_en"])]
             capped = alert["topic"] not in UNCAPPED_TOPICS
             stop = threading.Event()
             monthly_limit = False
@@ -351,15 +371,17 @@ class Delivery:
 
             # Claiming and sending overlap: chunks go out (several in flight, all paced by
             # the shared rate limiter) while the next recipients are being claimed.
-            claimed, scan_done = int(alert.get("claimed") or 0), alert.get("scan_done") == "1"
-            cursor = alert.get("cursor") or "0"
+            claimed = {"": int(alert.get("claimed") or 0), "en:": int(alert.get("claimed_en") or 0)}
+            scan_done, cursor = alert.get("scan_done") == "1", alert.get("cursor") or "0"
             with ThreadPoolExecutor(self.concurrency, thread_name_prefix="chunk") as pool:
                 try:
-                    submitted = 0
+                    submitted = {stream: 0 for stream in claimed}
                     while not stop.is_set():
-                        while submitted < claimed:
-                            in_flight.add(pool.submit(self._chunk, alert_id, submitted, messages, capped, stop))
-                            submitted += 1
+                        for stream, messages in streams.items():
+                            while submitted[stream] < claimed[stream]:
+                                in_flight.add(pool.submit(self._chunk, alert_id, f"{stream}{submitted[stream]}",
+                                                          messages, capped, stop))
+                                submitted[stream] += 1
                         # Claim ahead while there is room; a chunk sleeping in backoff
                         # holds its own lane only, never the others.
                         finished, _ = wait(in_flight, timeout=0 if len(in_flight) < 4 * self.concurrency else None,
@@ -369,7 +391,7 @@ class Delivery:
                             settle(future)
                         if scan_done:
                             break
-                        cursor, claimed = self._claim(alert_id, alert, cursor)
+                        cursor, claimed[""], claimed["en:"] = self._claim(alert_id, alert, cursor)
                         scan_done = cursor == "0"
                     for future in list(in_flight):
                         settle(future)
@@ -393,21 +415,24 @@ class Delivery:
         finally:
             self._release(alert_id)
 
-    def _claim(self, alert_id: str, alert: dict[str, str], cursor: str) -> tuple[str, int]:
+    def _claim(self, alert_id: str, alert: dict[str, str], cursor: str) -> tuple[str, int, int]:
         """One claiming step: topic subscribers in a wanted area, cut into chunks.
-        Returns the scan cursor ("0" once the scan is complete) and the chunks claimed."""
+        Returns the scan cursor ("0" once the scan is complete) and the chunks claimed
+        (Japanese, English)."""
         akey = alert_key(alert_id)
         city, topic = alert["city"], alert["topic"]
         areas = set(alert["areas"].split(","))
         # A ward alert reaches that ward's subscribers and those who chose the whole
         # city; a whole-city alert reaches every area's subscribers.
         wanted = set(alert["city_areas"].split(",")) if ALL_AREAS in areas else areas | {ALL_AREAS}
-        keys = [f"sub:{city}:topic:{topic}", f"{akey}:seen", akey, f"{akey}:chunks",
-                *(f"sub:{city}:area:{a}" for a in sorted(wanted))]
-        cursor, claimed = self._claim_script(keys=keys, args=[cursor, SCAN_COUNT, CHUNK, f"{akey}:chunk:"])
-        return str(cursor), int(claimed)
+        keys = [f"sub:{city}:topic:{topic}", f"{akey}:seen", akey, f"{akey}:chunks", Subscriptions(
+                    self.redis, city).english_key, *(f"sub:{city}:area:{a}" for a in sorted(wanted))]
+        split = "1" if alert.get("message_en") else "0"
+        cursor, claimed, claimed_en = self._claim_script(keys=keys,
+                                                         args=[cursor, SCAN_COUNT, CHUNK, f"{akey}:chunk:", split])
+        return str(cursor), int(claimed), int(claimed_en)
 
-    def _chunk(self, alert_id: str, chunk: int, messages: list[dict], capped: bool,
+    def _chunk(self, alert_id: str, chunk: str, messages: list[dict], capped: bool,
                stop: threading.Event | None = None) -> str:
         if stop is not None and stop.is_set():
             return "stopped"
@@ -432,14 +457,14 @@ class Delivery:
         if result.ok:
             self._finish(akey, chunks, chunk, "done", len(recipients), 0)
             return "done"
-        log.error("alert %s chunk %d failed: status=%s request_id=%s", alert_id, chunk, result.status,
+        log.error("alert %s chunk %s failed: status=%s request_id=%s", alert_id, chunk, result.status,
                   result.request_id)
         self._finish(akey, chunks, chunk, f"failed:{result.status}", 0, len(recipients))
         return "failed"
 
-    def _finish(self, akey: str, chunks: str, chunk: int, state: str, sent: int, failed: int) -> None:
+    def _finish(self, akey: str, chunks: str, chunk: str, state: str, sent: int, failed: int) -> None:
         pipe = self.redis.pipeline(transaction=True)
-        pipe.hset(chunks, str(chunk), state)
+        pipe.hset(chunks, chunk, state)
         pipe.hincrby(akey, "chunks_done", 1)
         pipe.hincrby(akey, "sent", sent)
         pipe.hincrby(akey, "failed", failed)

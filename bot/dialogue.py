@@ -226,6 +226,9 @@ class Dialogue:
         assert subs is not None
         areas = {a.id: a for a in self.city.config.areas}
         topics = {t.id: t for t in self.city.config.topics}
+        if act in ("area", "topic"):
+            # Alerts come in the language the resident sets them up in (English when staff wrote it).
+            subs.set_language(user_id, lang)
         if act == "area":
             if params["a"] not in areas:
                 return self.menu(lang)

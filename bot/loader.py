@@ -45,6 +45,7 @@ UI_KEYS = (
     "lang_easy", "skip_button", "done_button", "onboard_area", "onboard_topics", "settings_summary",
     "settings_area", "settings_topics", "settings_none", "settings_button", "change_area_button",
     "change_topics_button", "settings_unavailable", "stop_button", "survey_thanks",
+    "alert_method", "alert_where_when", "alert_countermeasures", "alert_desk", "alert_share",
 )
 STALE_AFTER = dt.timedelta(days=365)
 
@@ -81,6 +82,7 @@ class City:
     answers: Mapping[str, Answer]
     richmenu: RichMenu
     folder: Path
+    ui: Mapping[str, Text] = field(default_factory=dict)  # the national interface strings (alert cards)
 
 
 @dataclass(frozen=True)
@@ -256,7 +258,7 @@ def load(root: Path, today: dt.date | None = None) -> tuple[Catalog | None, list
     if not city_dirs:
         problems.append(Problem("content", "", "no city profile (content/<city>/city.yaml)"))
     for city_dir in city_dirs:
-        city = _load_city(city_dir, doc, national, intent_ids, today, problems)
+        city = _load_city(city_dir, doc, national, intent_ids, today, problems, ui.ui if ui else {})
         if city:
             cities[city.id] = city
 
@@ -346,7 +348,7 @@ def _load_desks(path: Path, doc: Any, national: Mapping[str, Desk], today: dt.da
 
 
 def _load_city(city_dir: Path, doc: Any, national: Mapping[str, Desk], intents: Mapping[str, Intent],
-               today: dt.date, problems: list[Problem]) -> City | None:
+               today: dt.date, problems: list[Problem], ui: Mapping[str, Text]) -> City | None:
     rel = city_dir.name
     city_doc: _Doc = doc(city_dir / "city.yaml")
     config = city_doc.parse(CityFile)
@@ -440,7 +442,7 @@ def _load_city(city_dir: Path, doc: Any, national: Mapping[str, Desk], intents: 
         if word:
             city_doc.problem(("harmless_card", key), f"the harmless card must not mention {word!r}")
     return City(id=rel, config=config, desks=desks, answers=answers, richmenu=menu.richmenu,
-                folder=city_dir)
+                folder=city_dir, ui=ui)
 
 
 def _check_richmenu(d: _Doc, menu: RichMenu, city_dir: Path, intents: Mapping[str, Intent]) -> None:

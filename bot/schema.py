@@ -204,6 +204,7 @@ class Topic(Strict):
     # A closed list: DV, sexual-violence and victim help can never be a topic (S1).
     id: Literal["fraud", "suspicious", "missing", "emergency", "safety"]
     label: Label
+    alert_label: Text | None = None  # the alert card's heading, in the city's police wording (default: label)
 
 
 class Need(Strict):

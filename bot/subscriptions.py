@@ -4,6 +4,8 @@ Keys (the user id is needed here: alerts are multicast to these ids):
 - `sub:<city>:user:<userId>`: hash {areas: "chuo,kita", topics: "fraud,safety"}
 - `sub:<city>:area:<area>` and `sub:<city>:topic:<topic>`: sets of user ids;
   the area `all` means the whole city.
+- `sub:<city>:lang:en`: residents who set up their alerts in English (they get an
+  alert's English version when staff wrote one).
 Topics are a fixed list: DV, sexual violence and victim help are never topics
 (safety-design S1), so no code path can subscribe anyone to them. Everything
 about a user is removed on unfollow.
@@ -68,9 +70,21 @@ class Subscriptions:
         pipe.execute()
         return new
 
+    def set_language(self, user_id: str, lang: str) -> None:
+        """The language of the alert cards this resident gets: English or (anything else) Japanese."""
+        if lang == "en":
+            self.redis.sadd(self.english_key, user_id)
+        else:
+            self.redis.srem(self.english_key, user_id)
+
+    @property
+    def english_key(self) -> str:
+        return f"sub:{self.city}:lang:en"
+
     def remove_user(self, user_id: str) -> None:
         old = self.get(user_id)
         pipe = self.redis.pipeline(transaction=True)
+        pipe.srem(self.english_key, user_id)
         for area in old.areas:
             pipe.srem(f"sub:{self.city}:area:{area}", user_id)
         for topic in old.topics:

@@ -99,7 +99,7 @@ def test_the_alert_card_follows_the_police_pattern(redis_client, alert_settings,
     (message,) = line.fake.deliveries[0].messages
     assert message["altText"] == "「警察官」を名乗る電話に注意"
     text = json.dumps(message, ensure_ascii=False)
-    for part in ("手口:", "いつ・どこで:", "① 知らない番号には出ない", "③ 家族に相談する", "身近な方にも伝えて"):
+    for part in ("電話で『お金』詐欺", "手口：", "いつ・どこで：", "① 知らない番号には出ない", "③ 家族に相談する", "身近な方にも伝えて"):
         assert part in text
     button = message["contents"]["footer"]["contents"][0]["action"]
     assert button["uri"] == "tel:0963812567"  # the city's desk for fraud: the police fraud hotline
@@ -119,6 +119,55 @@ def test_subscribing_by_chat_then_receiving(redis_client, alert_settings, city, 
                                                                      title="下校中の声かけに注意"))
     deliver(redis_client, alert_settings, alert_id)
     assert received(line) == {resident: 1}
+
+
+def test_residents_who_set_up_alerts_in_english_get_the_english_version(
+        redis_client, alert_settings, city, line, catalog, shared_matcher):
+    app = create_app(alert_settings, runtime=build(alert_settings, catalog=catalog, matcher=shared_matcher),
+                     synchronous_sends=True)
+    client = app.test_client()
+    english, japanese = user(81), user(82)
+    taps = {english: [postback_data("lang", l="en"), postback_data("area", a="chuo"),
+                      postback_data("topic", t="fraud")],
+            japanese: [postback_data("lang", l="ja"), postback_data("area", a="chuo"),
+                       postback_data("topic", t="fraud")]}
+    for resident, datas in taps.items():
+        for data in datas:
+            raw = body_of(event("postback", resident, reply_token=line.fake.issue_reply_token(resident),
+                                postback={"data": data}))
+            assert client.post("/callback", data=raw, headers={"X-Line-Signature": sign(raw)}).status_code == 200
+    app.extensions["bot"].close()
+
+    def cards():
+        out = {}
+        for d in line.fake.deliveries:
+            if d.endpoint == "multicast":
+                out.update({r: d.messages[0] for r in d.to})
+        line.fake.deliveries.clear()
+        return out
+
+    both = fraud_alert(send_now=True, en={
+        "title": "Beware of calls from fake police officers",
+        "body": "A caller says your bank account was used in a crime and asks for cash or your card.",
+        "countermeasures": ["Do not answer unknown numbers", "Hang up and call a number you know"]})
+    status = delivery.send_alert(redis_client, alert_settings.redis_url, city, both, 150)
+    assert deliver(redis_client, alert_settings, status.id) == "done"
+    got = cards()
+    assert got[english]["altText"] == "Beware of calls from fake police officers"
+    card = json.dumps(got[english], ensure_ascii=False)
+    assert "How it works: A caller says" in card and "① Do not answer unknown numbers" in card
+    assert got[english]["contents"]["footer"]["contents"][0]["action"]["uri"] == "tel:0963812567"
+    assert got[japanese]["altText"] == "「警察官」を名乗る電話に注意" and "手口：" in json.dumps(got[japanese],
+                                                                                     ensure_ascii=False)
+    final = alerts.alert_status(redis_client, status.id, 150)
+    assert (final.recipients, final.sent, final.chunks_total) == (2, 2, 2)  # one chunk per language
+
+    # Without an English version everyone gets the Japanese card; unfollow forgets the language.
+    japanese_only = alerts.create_alert(redis_client, city, fraud_alert(send_now=True, title="お知らせ"))
+    deliver(redis_client, alert_settings, japanese_only)
+    assert {r: c["altText"] for r, c in cards().items()} == {english: "お知らせ", japanese: "お知らせ"}
+    Subscriptions(redis_client, "kumamoto").remove_user(english)
+    assert not redis_client.sismember("sub:kumamoto:lang:en", english)
 
 
 def test_asking_about_alerts_by_text_shows_a_subscriber_their_choice(alert_settings, line, catalog, shared_matcher):
@@ -340,8 +389,16 @@ def test_cli_send_and_status(alert_settings, redis_client, subs, line, capsys, m
     assert "never pushed" in capsys.readouterr().err
     assert main(["alert", "send", "--topic", "fraud", "--areas", "chuo,higashi", "--title", "還付金詐欺に注意",
                  "--body", "市役所職員を名乗り「医療費が戻る」とATMへ誘導する電話。", "--countermeasure",
-                 "ATMでお金は戻らない", "--now"], settings=alert_settings) == 0
+                 "ATMでお金は戻らない", "--now", "--en-title", "Fake refund calls",
+                 "--en-body", "A caller says you can get medical costs back at an ATM.",
+                 "--en-countermeasure", "No refund is ever paid at an ATM"], settings=alert_settings) == 0
     alert_id = capsys.readouterr().out.split()[2].rstrip(";")
+    english = json.loads(redis_client.hget(f"alert:{alert_id}", "message_en"))
+    assert english["altText"] == "Fake refund calls"
+    assert "① No refund is ever paid at an ATM" in json.dumps(english, ensure_ascii=False)
+    assert main(["alert", "send", "--topic", "fraud", "--areas", "chuo", "--title", "t", "--body", "b",
+                 "--en-title", "only a title"], settings=alert_settings) == 1
+    assert "en.body" in capsys.readouterr().err
     for key, value in worker_env(alert_settings).items():
         monkeypatch.setenv(key, value)
     from rq import SimpleWorker
