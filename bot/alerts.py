@@ -24,6 +24,7 @@ import redis
 from linebot.v3.messaging import FlexContainer, FlexMessage
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from bot import digest
 from bot.loader import City
 from bot.schema import QuietHours
 from bot.subscriptions import ALL_AREAS, TOPICS
@@ -164,6 +165,8 @@ class AlertStatus:
     stalled: bool
     error: str | None
     scheduled_for: str | None = None  # ISO time (JST) when quiet hours held the alert back
+    deferred: int = 0  # residents who chose the daily digest: they get it there (bot.digest)
+    digest_at: str | None = None  # ISO time (JST) of that digest
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -195,6 +198,11 @@ def create_alert(client: redis.Redis, city: City, data: Any, now: dt.datetime | 
     })
     pipe.sadd("alerts:active", alert_id)
     pipe.execute()
+    digest_config = city.config.digest
+    if digest_config is not None and request.topic in digest_config.topics:
+        # Residents who chose the daily digest get it in the first digest after it goes out.
+        slot = digest.register(client, city.id, alert_id, digest_config, release or now)
+        client.hset(alert_key(alert_id), "digest_at", f"{slot.timestamp():.0f}")
     return alert_id
 
 
@@ -218,7 +226,9 @@ def alert_status(client: redis.Redis, alert_id: str, rate_per_second: float) -> 
     stalled = state == "sending" and not client.exists(f"{alert_key(alert_id)}:lease")
     return AlertStatus(alert_id, state, data["topic"], data["areas"].split(","), data["title"], integer("recipients"),
                        integer("sent") or 0, integer("failed") or 0, integer("capped") or 0, total, done, eta,
-                       stalled, data.get("error"), scheduled)
+                       stalled, data.get("error"), scheduled, integer("deferred") or 0,
+                       dt.datetime.fromtimestamp(int(data["digest_at"]), JST).isoformat()
+                       if data.get("digest_at") else None)
 
 
 __all__ = ["ALL_AREAS", "AlertError", "AlertRequest", "AlertStatus", "alert_status", "create_alert", "quiet_until",

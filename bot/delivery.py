@@ -48,7 +48,7 @@ CHUNK = 500
 MAX_ATTEMPTS = 8
 RETRY_NAMESPACE = uuid.UUID("6f1d3c8e-2b7a-4c55-9f0e-5d1c2a7b9e41")
 JST = ZoneInfo("Asia/Tokyo")
-UNCAPPED_TOPICS = {"emergency"}
+UNCAPPED_TOPICS = {"emergency", "digest"}  # a digest is one message a day (bot.digest)
 
 # Prepare a chunk for its first send, or read back what was stored for a resend, in one
 # atomic step (a crash can never leave the cap counted but the chunk unprepared).
@@ -124,9 +124,11 @@ return out
 # atomic step, so a crash never leaves anyone claimed but in no chunk.
 # An alert with an English version has two streams of chunks: "0", "1", ... (Japanese)
 # and "en:0", "en:1", ... for residents who set up their alerts in English.
-# KEYS: topic set, seen set, alert hash, chunks hash, English set, then the area sets.
-# ARGV: cursor, scan count, chunk size, chunk list prefix, "1" to split by language.
-# Returns {cursor, claimed, claimed_en}.
+# Residents who chose the daily digest are set aside for it (bot.digest), not messaged.
+# KEYS: topic set, seen set, alert hash, chunks hash, English set, digest set, deferred
+# set, then the area sets.
+# ARGV: cursor, scan count, chunk size, chunk list prefix, "1" to split by language,
+# "1" to set digest residents aside. Returns {cursor, claimed, claimed_en}.
 _CLAIM = """
 local res = redis.call('SSCAN', KEYS[1], ARGV[1], 'COUNT', ARGV[2])
 local cursor = res[1]
@@ -135,7 +137,7 @@ local fresh = {}
 if #batch > 0 then
   -- batch-wide membership tests (SMISMEMBER, Redis 6.2+) rather than a call per resident
   local wanted = {}
-  for k = 6, #KEYS do
+  for k = 8, #KEYS do
     local member = redis.call('SMISMEMBER', KEYS[k], unpack(batch))
     for i = 1, #batch do
       if member[i] == 1 then wanted[i] = true end
@@ -155,6 +157,19 @@ if #batch > 0 then
     end
     if #fresh > 0 then redis.call('SADD', KEYS[2], unpack(fresh)) end
   end
+end
+if ARGV[6] == '1' and #fresh > 0 and redis.call('SCARD', KEYS[6]) > 0 then
+  local digest = redis.call('SMISMEMBER', KEYS[6], unpack(fresh))
+  local now, later = {}, {}
+  for i = 1, #fresh do
+    if digest[i] == 1 then later[#later + 1] = fresh[i] else now[#now + 1] = fresh[i] end
+  end
+  if #later > 0 then
+    redis.call('SADD', KEYS[7], unpack(later))
+    redis.call('EXPIRE', KEYS[7], 1209600)
+    redis.call('HINCRBY', KEYS[3], 'deferred', #later)
+  end
+  fresh = now
 end
 local japanese, english = fresh, {}
 if ARGV[5] == '1' and #fresh > 0 then
@@ -284,10 +299,14 @@ def send_with_retries(call: Callable[[], SendResult], limiter: RateLimiter) -> S
 def requeue_stalled(client: redis.Redis, redis_url: str) -> list[str]:
     """Alerts a worker started and did not finish (its lease ran out): queue them again.
 
-    Alerts still "queued" have their job waiting in RQ already."""
+    Alerts still "queued" have their job waiting in RQ already (digest groups aside)."""
     queued = []
     for alert_id in sorted(client.smembers("alerts:active")):
-        if client.hget(alert_key(alert_id), "state") == "sending" and not client.exists(f"{alert_key(alert_id)}:lease"):
+        state, target = client.hmget(alert_key(alert_id), "state", "target")
+        # A digest group has no job of its own: the day's digest job runs it, so one left
+        # "queued" by a dead worker is queued here too (a second run is harmless: lease, chunk states).
+        stalled = state == "sending" or (state == "queued" and target)
+        if stalled and not client.exists(f"{alert_key(alert_id)}:lease"):
             enqueue(redis_url, alert_id)
             queued.append(alert_id)
     for campaign_id in sorted(client.smembers("campaigns:active")):
@@ -305,6 +324,7 @@ class Delivery:
         self.cap = settings.alert_daily_cap
         self.lease_ms = settings.alert_lease_ms
         self.concurrency = settings.alert_send_concurrency
+        self.redis_url = settings.redis_url
         # A small burst lets a late request catch up (thread wake-up jitter) without ever
         # passing rate + burst in any second: 150/s + 3 stays far under LINE's 200/s.
         self.limiter = RateLimiter(client, "multicast", settings.alert_rate_per_second, burst=3)
@@ -408,6 +428,11 @@ class Delivery:
             self.redis.hset(akey, mapping={"state": "done", "finished_at": f"{time.time():.3f}"})
             self.redis.srem("alerts:active", alert_id)
             self.redis.unlink(f"{akey}:seen")  # only needed while claiming
+            if alert.get("digest_at") and int(self.redis.hget(akey, "deferred") or 0):
+                from bot import digest
+
+                slot = dt.datetime.fromtimestamp(int(alert["digest_at"]), JST)
+                digest.schedule(self.redis_url, alert["city"], slot)
             return "done"
         except LeaseLost:
             log.warning("alert %s: lease taken over by another worker; stopping here", alert_id)
@@ -420,16 +445,23 @@ class Delivery:
         Returns the scan cursor ("0" once the scan is complete) and the chunks claimed
         (Japanese, English)."""
         akey = alert_key(alert_id)
-        city, topic = alert["city"], alert["topic"]
-        areas = set(alert["areas"].split(","))
-        # A ward alert reaches that ward's subscribers and those who chose the whole
-        # city; a whole-city alert reaches every area's subscribers.
-        wanted = set(alert["city_areas"].split(",")) if ALL_AREAS in areas else areas | {ALL_AREAS}
-        keys = [f"sub:{city}:topic:{topic}", f"{akey}:seen", akey, f"{akey}:chunks", Subscriptions(
-                    self.redis, city).english_key, *(f"sub:{city}:area:{a}" for a in sorted(wanted))]
+        subs = Subscriptions(self.redis, alert["city"])
+        if alert.get("target"):
+            # A delivery to a set of its own (a digest group): everyone in it.
+            source, area_keys = alert["target"], [alert["target"]]
+        else:
+            source = f"sub:{subs.city}:topic:{alert['topic']}"
+            areas = set(alert["areas"].split(","))
+            # A ward alert reaches that ward's subscribers and those who chose the whole
+            # city; a whole-city alert reaches every area's subscribers.
+            wanted = set(alert["city_areas"].split(",")) if ALL_AREAS in areas else areas | {ALL_AREAS}
+            area_keys = [f"sub:{subs.city}:area:{a}" for a in sorted(wanted)]
+        keys = [source, f"{akey}:seen", akey, f"{akey}:chunks", subs.english_key, subs.digest_key,
+                f"{akey}:deferred", *area_keys]
         split = "1" if alert.get("message_en") else "0"
-        cursor, claimed, claimed_en = self._claim_script(keys=keys,
-                                                         args=[cursor, SCAN_COUNT, CHUNK, f"{akey}:chunk:", split])
+        defer = "1" if alert.get("digest_at") else "0"
+        cursor, claimed, claimed_en = self._claim_script(
+            keys=keys, args=[cursor, SCAN_COUNT, CHUNK, f"{akey}:chunk:", split, defer])
         return str(cursor), int(claimed), int(claimed_en)
 
     def _chunk(self, alert_id: str, chunk: str, messages: list[dict], capped: bool,

@@ -160,7 +160,7 @@ class Dialogue:
             return Turn([self._notice(lang, closing=True)], "notice", sensitive=True, lang=lang)
         if pb.act == "answer":
             return self._survey_answer(user_id, pb.params, lang)
-        if pb.act in ("lang", "areas", "area", "topics", "topic", "done", "settings", "stop"):
+        if pb.act in ("lang", "areas", "area", "topics", "topic", "done", "settings", "mode", "stop"):
             return self._settings(user_id, pb.act, pb.params, lang)
         return self.menu(lang)
 
@@ -239,6 +239,11 @@ class Dialogue:
                 return self.menu(lang)
             subs.toggle_topic(user_id, params["t"])
             act = "topics"
+        elif act == "mode":
+            digest = self.city.config.digest
+            if params["m"] not in ("now", "digest") or digest is None:
+                return self.menu(lang)
+            subs.set_digest(user_id, params["m"] == "digest")
         elif act == "stop":
             subs.remove_user(user_id)
 
@@ -263,8 +268,16 @@ class Dialogue:
                 f"・{self.ui['settings_area'].get(lang)}: {label(areas, choice.areas)}\n"
                 f"・{self.ui['settings_topics'].get(lang)}: {label(topics, choice.topics)}")
         actions = [self._qa("change_area_button", lang, m.postback_data("areas")),
-                   self._qa("change_topics_button", lang, m.postback_data("topics"))] + self._menu_button(lang)
-        return Turn([m.text_message(text, actions)], "settings", lang=lang)
+                   self._qa("change_topics_button", lang, m.postback_data("topics"))]
+        digest = self.city.config.digest
+        if digest is not None:
+            on = subs.wants_digest(user_id)
+            mode = f"{self.ui['mode_digest'].get(lang)} ({digest.time})" if on else self.ui["mode_now"].get(lang)
+            text += f"\n・{self.ui['settings_mode'].get(lang)}: {mode}"
+            if act == "mode" and on:
+                text = f"{self.ui['mode_changed_digest'].get(lang)}\n\n{text}"
+            actions.append(self._qa("change_mode_button", lang, m.postback_data("mode", m="now" if on else "digest")))
+        return Turn([m.text_message(text, actions + self._menu_button(lang))], "settings", lang=lang)
 
     # ------------------------------------------------------------ building blocks
 

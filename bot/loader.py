@@ -46,6 +46,7 @@ UI_KEYS = (
     "settings_area", "settings_topics", "settings_none", "settings_button", "change_area_button",
     "change_topics_button", "settings_unavailable", "stop_button", "survey_thanks",
     "alert_method", "alert_where_when", "alert_countermeasures", "alert_desk", "alert_share",
+    "settings_mode", "mode_now", "mode_digest", "change_mode_button", "mode_changed_digest", "digest_title",
 )
 STALE_AFTER = dt.timedelta(days=365)
 

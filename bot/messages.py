@@ -49,6 +49,7 @@ POSTBACK_ACTS: Mapping[str, frozenset[str]] = {
     "topic": frozenset({"t"}),
     "done": frozenset(),
     "settings": frozenset(),
+    "mode": frozenset({"m"}),  # alert delivery: now | digest
     "stop": frozenset(),
     # an in-chat survey answer: campaign, question index, option index
     "answer": frozenset({"c", "q", "o"}),

@@ -240,6 +240,15 @@ class QuietHours(Strict):
         return self
 
 
+class Digest(Strict):
+    """Residents may choose to get non-urgent alerts once a day, as one message
+    (alerts-and-campaigns.md §3.4: too many alerts made people cancel altogether)."""
+
+    time: ClockTime  # JST, outside quiet hours (an office-hours post)
+    # `emergency` and `missing` are never held back for a digest.
+    topics: list[Literal["fraud", "suspicious", "safety"]] = Field(min_length=1)
+
+
 class CityFile(Strict):
     id: Id
     name: Text
@@ -253,6 +262,16 @@ class CityFile(Strict):
     # the desk each alert topic points to (its tel: button), unless staff name another
     alert_desks: dict[Literal["fraud", "suspicious", "missing", "emergency", "safety"], Id]
     quiet_hours: QuietHours | None = None
+    digest: Digest | None = None
+
+    @model_validator(mode="after")
+    def _digest_outside_quiet_hours(self) -> "CityFile":
+        if self.digest and self.quiet_hours:
+            start, end, at = self.quiet_hours.start, self.quiet_hours.end, self.digest.time
+            inside = (start <= at or at < end) if start > end else (start <= at < end)
+            if inside:
+                raise ValueError(f"digest.time {at} falls in quiet_hours ({start}-{end}): it would wait a night")
+        return self
 
 
 class UiFile(Strict):

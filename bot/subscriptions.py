@@ -6,6 +6,7 @@ Keys (the user id is needed here: alerts are multicast to these ids):
   the area `all` means the whole city.
 - `sub:<city>:lang:en`: residents who set up their alerts in English (they get an
   alert's English version when staff wrote one).
+- `sub:<city>:digest`: residents who get non-urgent alerts once a day (bot.digest).
 Topics are a fixed list: DV, sexual violence and victim help are never topics
 (safety-design S1), so no code path can subscribe anyone to them. Everything
 about a user is removed on unfollow.
@@ -81,10 +82,26 @@ class Subscriptions:
     def english_key(self) -> str:
         return f"sub:{self.city}:lang:en"
 
+    @property
+    def digest_key(self) -> str:
+        return f"sub:{self.city}:digest"
+
+    def set_digest(self, user_id: str, on: bool) -> None:
+        """Non-urgent alerts once a day (on) or as they are sent. Alerts already held for
+        today's digest stay there: switching never loses or doubles one."""
+        if on:
+            self.redis.sadd(self.digest_key, user_id)
+        else:
+            self.redis.srem(self.digest_key, user_id)
+
+    def wants_digest(self, user_id: str) -> bool:
+        return bool(self.redis.sismember(self.digest_key, user_id))
+
     def remove_user(self, user_id: str) -> None:
         old = self.get(user_id)
         pipe = self.redis.pipeline(transaction=True)
         pipe.srem(self.english_key, user_id)
+        pipe.srem(self.digest_key, user_id)
         for area in old.areas:
             pipe.srem(f"sub:{self.city}:area:{area}", user_id)
         for topic in old.topics:

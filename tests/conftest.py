@@ -17,7 +17,8 @@ from bot.matching import Matcher
 from bot.runtime import Runtime, build
 from bot.settings import REPO_ROOT, Settings
 from bot.store import start_embedded
-from tests.line_helpers import FakeLineServer
+from bot.subscriptions import Subscriptions
+from tests.line_helpers import ADMIN, SECRET, TOKEN, FakeLineServer
 
 
 @pytest.fixture(scope="session")
@@ -78,3 +79,20 @@ def line() -> Iterator[FakeLineServer]:
     server = FakeLineServer()
     yield server
     server.close()
+
+
+@pytest.fixture
+def alert_settings(settings: Settings, line: FakeLineServer) -> Settings:
+    """A LINE channel pointed at the fake LINE API, the staff API on, a fast alert rate."""
+    return settings.with_(line_channel_secret=SECRET, line_channel_access_token=TOKEN, line_api_base_url=line.url,
+                          admin_api_token=ADMIN, alert_rate_per_second=1000.0)
+
+
+@pytest.fixture
+def city(catalog: Catalog):  # noqa: ANN201
+    return catalog.city("kumamoto")
+
+
+@pytest.fixture
+def subs(redis_client: redis.Redis) -> Subscriptions:
+    return Subscriptions(redis_client, "kumamoto")

@@ -16,6 +16,7 @@ from werkzeug.serving import make_server
 from bot.fakeline import FakeLine, create_fake_line_app
 
 SECRET = "test-channel-secret"
+ADMIN = "staff-token-for-tests"  # the staff API bearer token in tests
 OLD_SECRET = "previous-channel-secret"
 TOKEN = "test-access-token"
 DESTINATION = "U" + "1" * 32
@@ -67,3 +68,14 @@ class FakeLineServer:
     def close(self) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+def run_with_line(runner, client, settings, item):  # noqa: ANN001, ANN201
+    """Run a delivery job's body (Delivery, DigestDelivery, ...) in-process against the fake LINE API."""
+    from bot.line_api import LineApi
+
+    api = LineApi(settings, retries=0)
+    try:
+        return runner(client, api, settings).run(item)
+    finally:
+        api.close()

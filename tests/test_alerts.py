@@ -28,25 +28,7 @@ from bot.ratelimit import RateLimiter
 from bot.runtime import build
 from bot.settings import REPO_ROOT
 from bot.subscriptions import Subscriptions
-from tests.line_helpers import SECRET, TOKEN, body_of, event, sign, user
-
-ADMIN = "staff-token-for-tests"
-
-
-@pytest.fixture
-def alert_settings(settings, line):
-    return settings.with_(line_channel_secret=SECRET, line_channel_access_token=TOKEN, line_api_base_url=line.url,
-                          admin_api_token=ADMIN, alert_rate_per_second=1000.0)
-
-
-@pytest.fixture
-def city(catalog):
-    return catalog.city("kumamoto")
-
-
-@pytest.fixture
-def subs(redis_client):
-    return Subscriptions(redis_client, "kumamoto")
+from tests.line_helpers import ADMIN, SECRET, TOKEN, body_of, event, run_with_line, sign, user
 
 
 def fraud_alert(**over):
@@ -59,11 +41,7 @@ def fraud_alert(**over):
 
 
 def deliver(client, settings, alert_id):
-    api = LineApi(settings, retries=0)
-    try:
-        return Delivery(client, api, settings).run(alert_id)
-    finally:
-        api.close()
+    return run_with_line(Delivery, client, settings, alert_id)
 
 
 def received(line):

@@ -1,0 +1,182 @@
+"""The optional daily digest: non-urgent alerts once a day, as one message
+(alerts-and-campaigns.md §3.4: too many alerts made residents cancel altogether).
+
+- A city's `digest` (city.yaml) names the time and the topics; `emergency` and
+  `missing` never wait. Residents choose it in their alert settings.
+- An alert on a digest topic belongs to one day's digest, fixed when it is created
+  (the first digest time after it may go out). While it is delivered, the claim step
+  (bot.delivery) sets aside the residents who chose the digest into the alert's
+  `deferred` set instead of messaging them; switching mode later never loses or
+  doubles an alert already claimed.
+- At digest time a job waits until every alert of the day has finished, groups the
+  deferred residents by the alerts they are owed, and sends each group one carousel of
+  those alert cards through the same delivery engine (chunks, retry keys, resume).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import time
+import uuid
+from collections import defaultdict
+from zoneinfo import ZoneInfo
+
+import redis
+
+from bot.schema import Digest
+
+log = logging.getLogger(__name__)
+JST = ZoneInfo("Asia/Tokyo")
+TOPIC = "digest"  # the topic of a digest delivery (never capped: it is one message a day)
+MAX_CARDS = 12  # LINE's carousel limit
+RETRY_SECONDS = 30  # while an alert of the day is still being delivered
+
+# Join a day's digest unless its job has closed the list (then the next day's).
+# KEYS: the day's digest hash, its alert list. ARGV: alert id. Returns 1 or 0.
+_REGISTER = """
+if redis.call('HEXISTS', KEYS[1], 'state') == 1 then return 0 end
+redis.call('RPUSH', KEYS[2], ARGV[1])
+redis.call('EXPIRE', KEYS[2], 1209600)
+return 1
+"""
+
+
+def digest_key(city_id: str, day: str) -> str:
+    return f"digest:{city_id}:{day}"
+
+
+def next_slot(digest: Digest, after: dt.datetime) -> dt.datetime:
+    """The first digest time (JST) at or after `after`."""
+    local = after.astimezone(JST)
+    at = dt.time.fromisoformat(digest.time)
+    slot = local.replace(hour=at.hour, minute=at.minute, second=0, microsecond=0)
+    return slot if slot >= local else slot + dt.timedelta(days=1)
+
+
+def register(client: redis.Redis, city_id: str, alert_id: str, digest: Digest, base: dt.datetime) -> dt.datetime:
+    """Put an alert into the digest it belongs to; returns that digest's time."""
+    slot = next_slot(digest, base)
+    script = client.register_script(_REGISTER)
+    while True:
+        day = slot.date().isoformat()
+        if script(keys=[digest_key(city_id, day), f"{digest_key(city_id, day)}:alerts"], args=[alert_id]):
+            return slot
+        slot += dt.timedelta(days=1)  # that day's digest is already being put together
+
+
+def schedule(redis_url: str, city_id: str, slot: dt.datetime) -> None:
+    """Queue the day's digest job once (RQ's scheduler releases it at `slot`)."""
+    from rq import Queue
+
+    from bot.delivery import QUEUE, rq_connection
+
+    connection = rq_connection(redis_url)
+    day = slot.astimezone(JST).date().isoformat()
+    if not connection.set(f"{digest_key(city_id, day)}:scheduled", "1", nx=True, ex=14 * 24 * 3600):
+        return
+    queue = Queue(QUEUE, connection=connection)
+    options = {"job_timeout": 24 * 3600, "result_ttl": 7 * 24 * 3600, "description": f"digest {city_id} {day}"}
+    if slot.timestamp() > time.time():
+        queue.enqueue_at(slot.astimezone(dt.timezone.utc), deliver_digest, city_id, day, **options)
+    else:
+        queue.enqueue(deliver_digest, city_id, day, **options)
+
+
+def deliver_digest(city_id: str, day: str) -> str:
+    from bot.delivery import run_job
+
+    return run_job(DigestDelivery, f"{city_id}:{day}")
+
+
+def carousel(cards: list[dict], title: str) -> dict:
+    """One message: the day's alert cards side by side; the preview says only how many."""
+    bubbles = [card["contents"] for card in cards[:MAX_CARDS]]
+    return {"type": "flex", "altText": f"{title} ({len(cards)})",
+            "contents": {"type": "carousel", "contents": bubbles}}
+
+
+class DigestDelivery:
+    """One day's digest for one city: wait for the day's alerts, group, deliver."""
+
+    def __init__(self, client: redis.Redis, api: object, settings: object) -> None:
+        from bot.delivery import Delivery
+
+        self.redis = client
+        self.settings = settings
+        self.engine = Delivery(client, api, settings)  # type: ignore[arg-type]
+
+    def run(self, item: str) -> str:
+        from bot.alerts import alert_key
+
+        city_id, day = item.split(":", 1)
+        key = digest_key(city_id, day)
+        # Closed: alerts created from now on join the next day's digest.
+        self.redis.hsetnx(key, "state", "closed")
+        alert_ids = self.redis.lrange(f"{key}:alerts", 0, -1)
+        if self.redis.hget(key, "state") == "closed":
+            unfinished = [a for a in alert_ids
+                          if self.redis.hget(alert_key(a), "state") not in ("done", "stopped_monthly_limit")]
+            if unfinished:
+                self._retry_later(city_id, day)
+                return f"waiting for {len(unfinished)} alert(s) of the day"
+            lease = f"{key}:lease"
+            if not self.redis.set(lease, uuid.uuid4().hex, nx=True, px=60_000):
+                return "another worker is putting this digest together"
+            try:
+                self._group(city_id, day, alert_ids)
+            finally:
+                self.redis.delete(lease)
+        results = [self.engine.run(group) for group in self.redis.lrange(f"{key}:groups", 0, -1)]
+        if all(r == "done" for r in results):
+            self.redis.hset(key, "state", "done")
+        return f"{len(results)} group(s): " + ", ".join(results) if results else "nothing deferred"
+
+    def _retry_later(self, city_id: str, day: str) -> None:
+        from rq import Queue
+
+        from bot.delivery import QUEUE, rq_connection
+
+        Queue(QUEUE, connection=rq_connection(self.settings.redis_url)).enqueue_in(  # type: ignore[attr-defined]
+            dt.timedelta(seconds=RETRY_SECONDS), deliver_digest, city_id, day, job_timeout=24 * 3600)
+
+    def _group(self, city_id: str, day: str, alert_ids: list[str]) -> None:
+        """Residents owed the same alerts form one group, sent one carousel (a delivery of
+        its own: bot.delivery sends it like an alert, to the group's set)."""
+        from bot.alerts import alert_key
+        from bot.loader import load_catalog
+
+        key = digest_key(city_id, day)
+        owed: dict[str, set[str]] = defaultdict(set)
+        for alert_id in alert_ids:
+            for resident in self.redis.sscan_iter(f"{alert_key(alert_id)}:deferred", count=1000):
+                owed[resident].add(alert_id)
+        groups: dict[tuple[str, ...], list[str]] = defaultdict(list)
+        for resident, owed_ids in owed.items():
+            groups[tuple(a for a in alert_ids if a in owed_ids)].append(resident)
+        ui = load_catalog(self.settings.content_root).ui  # type: ignore[attr-defined]
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.delete(f"{key}:groups")
+        for n, (ids, residents) in enumerate(sorted(groups.items())):
+            group_id = f"digest-{city_id}-{day}-{n}"
+            target = f"{alert_key(group_id)}:to"
+            pipe.delete(alert_key(group_id), f"{alert_key(group_id)}:chunks", target)
+            for start in range(0, len(residents), 5000):
+                pipe.sadd(target, *residents[start:start + 5000])
+            pipe.expire(target, 14 * 24 * 3600)
+            stored = [self.redis.hmget(alert_key(a), "message", "message_en") for a in ids]
+            ja = [json.loads(m) for m, _ in stored]
+            en = [json.loads(e or m) for m, e in stored]
+            pipe.hset(alert_key(group_id), mapping={
+                "city": city_id, "topic": TOPIC, "areas": "all", "title": f"{ui['digest_title'].ja} {day}",
+                "target": target, "alerts": ",".join(ids),
+                "message": json.dumps(carousel(ja, ui["digest_title"].ja), ensure_ascii=False),
+                "message_en": json.dumps(carousel(en, ui["digest_title"].get("en")), ensure_ascii=False),
+                "state": "queued", "created_at": f"{time.time():.3f}", "sent": 0, "failed": 0, "capped": 0,
+                "chunks_done": 0})
+            pipe.sadd("alerts:active", group_id)
+            pipe.rpush(f"{key}:groups", group_id)
+        pipe.hset(key, mapping={"state": "grouped", "residents": len(owed), "groups": len(groups)})
+        pipe.execute()
+        log.info("digest %s %s: %d resident(s) in %d group(s)", city_id, day, len(owed), len(groups))
