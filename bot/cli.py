@@ -7,11 +7,12 @@ dialogue, loader, evaluate); nothing here re-implements them.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import logging
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
@@ -167,18 +168,29 @@ def cmd_evaluate(settings: Settings, path: Path | None, as_json: bool) -> int:
 # ---------------------------------------------------------------- alerts
 
 
-def _shared_redis(settings: Settings) -> Any:
-    """The Redis that `serve` and the workers share (a RedisHandle), or None with a message."""
-    from bot.store import connect
+def on_shared_redis(command: Callable[..., int]) -> Callable[..., int]:
+    """For commands that work on the Redis `serve` and the workers share: they get its
+    handle (closed afterwards); without REDIS_URL they exit 2 with a message."""
 
-    if settings.redis_url is None:
-        print("alerts and campaigns need a shared Redis: set REDIS_URL (the same one `serve` and the "
-              "workers use)", file=sys.stderr)
-        return None
-    return connect(settings.redis_url, settings.data_dir)
+    @functools.wraps(command)
+    def run(settings: Settings, *args: Any) -> int:
+        from bot.store import connect
+
+        if settings.redis_url is None:
+            print("alerts and campaigns need a shared Redis: set REDIS_URL (the same one `serve` and the "
+                  "workers use)", file=sys.stderr)
+            return 2
+        handle = connect(settings.redis_url, settings.data_dir)
+        try:
+            return command(settings, *args, handle=handle)
+        finally:
+            handle.close()
+
+    return run
 
 
-def cmd_worker(settings: Settings, burst: bool) -> int:
+@on_shared_redis
+def cmd_worker(settings: Settings, burst: bool, *, handle: Any) -> int:
     from rq import SimpleWorker
 
     from bot import delivery
@@ -187,102 +199,88 @@ def cmd_worker(settings: Settings, burst: bool) -> int:
         print("the worker sends through LINE: set LINE_CHANNEL_ACCESS_TOKEN, or LINE_API_BASE_URL to a fake "
               "LINE API (`python -m bot serve` in local mode prints the command to use)", file=sys.stderr)
         return 2
-    handle = _shared_redis(settings)
-    if handle is None:
-        return 2
-    url = handle.url
     logging.getLogger().setLevel(settings.log_level)
-    requeued = delivery.requeue_stalled(handle.client, url)
+    requeued = delivery.requeue_stalled(handle.client, handle.url)
     if requeued:
         print(f"re-queued {len(requeued)} alert(s)/campaign(s) whose worker stopped: {', '.join(requeued)}", flush=True)
-    handle.close()
     # SimpleWorker runs jobs in this process: a kill stops the job with it, and the
     # chunk records let the next worker finish it.
-    # with_scheduler: campaign statistics are fetched by jobs scheduled for later
-    SimpleWorker([delivery.QUEUE], connection=delivery.rq_connection(url)).work(burst=burst, with_scheduler=True)
+    # with_scheduler: quiet-hours alerts, digests and campaign statistics are jobs scheduled for later
+    SimpleWorker([delivery.QUEUE], connection=delivery.rq_connection(handle.url)).work(burst=burst,
+                                                                                      with_scheduler=True)
     return 0
 
 
-def cmd_alert(settings: Settings, args: argparse.Namespace) -> int:
+@on_shared_redis
+def cmd_alert(settings: Settings, args: argparse.Namespace, *, handle: Any) -> int:
     from bot import alerts, delivery
     from bot.loader import load_catalog
 
-    handle = _shared_redis(settings)
-    if handle is None:
-        return 2
     url = handle.url
-    try:
-        if args.alert_command == "status":
-            status = alerts.alert_status(handle.client, args.id, settings.alert_rate_per_second)
-            if status is None:
-                print(f"no alert {args.id}", file=sys.stderr)
-                return 1
-            print(json.dumps(status.as_dict(), ensure_ascii=False, indent=2))
-            return 0
-        city = load_catalog(settings.content_root).city(settings.city)
-        data = {"topic": args.topic, "areas": [a for a in args.areas.split(",") if a], "title": args.title,
-                "body": args.body, "where_when": args.where_when, "countermeasures": args.countermeasure,
-                "desk": args.desk, "send_now": args.now}
-        if args.en_title or args.en_body:
-            data["en"] = {"title": args.en_title, "body": args.en_body, "where_when": args.en_where_when,
-                          "countermeasures": args.en_countermeasure}
-        try:
-            status = delivery.send_alert(handle.client, url, city, data, settings.alert_rate_per_second)
-        except alerts.AlertError as exc:
-            print(f"alert not sent: {exc}", file=sys.stderr)
+    if args.alert_command == "status":
+        status = alerts.alert_status(handle.client, args.id, settings.alert_rate_per_second)
+        if status is None:
+            print(f"no alert {args.id}", file=sys.stderr)
             return 1
-        when = f" for {status.scheduled_for} (quiet hours; --now sends at once)" if status.scheduled_for else ""
-        print(f"queued alert {status.id}{when}; see `python -m bot alert status {status.id}`")
+        print(json.dumps(status.as_dict(), ensure_ascii=False, indent=2))
         return 0
-    finally:
-        handle.close()
+    city = load_catalog(settings.content_root).city(settings.city)
+    data = {"topic": args.topic, "areas": [a for a in args.areas.split(",") if a], "title": args.title,
+            "body": args.body, "where_when": args.where_when, "countermeasures": args.countermeasure,
+            "desk": args.desk, "send_now": args.now}
+    if args.en_title or args.en_body:
+        data["en"] = {"title": args.en_title, "body": args.en_body, "where_when": args.en_where_when,
+                      "countermeasures": args.en_countermeasure}
+    try:
+        status = delivery.send_alert(handle.client, url, city, data, settings.alert_rate_per_second)
+    except alerts.AlertError as exc:
+        print(f"alert not sent: {exc}", file=sys.stderr)
+        return 1
+    when = f" for {status.scheduled_for} (quiet hours; --now sends at once)" if status.scheduled_for else ""
+    print(f"queued alert {status.id}{when}; see `python -m bot alert status {status.id}`")
+    return 0
 
 
-def cmd_campaign(settings: Settings, args: argparse.Namespace) -> int:
+@on_shared_redis
+def cmd_campaign(settings: Settings, args: argparse.Namespace, *, handle: Any) -> int:
     from bot import campaigns, delivery
     from bot.loader import load_catalog
 
-    handle = _shared_redis(settings)
-    if handle is None:
-        return 2
     url = handle.url
-    try:
-        if args.campaign_command == "create":
-            city = load_catalog(settings.content_root).city(settings.city)
-            try:
-                data = json.loads(args.file.read_text(encoding="utf-8"))
-                campaign_id = campaigns.create_campaign(handle.client, city.id, [a.id for a in city.config.areas],
-                                                        data)
-            except (OSError, ValueError) as exc:
-                print(f"campaign not created: {exc}", file=sys.stderr)
-                return 1
-            print(f"created campaign {campaign_id}")
-            return 0
-        if campaigns.load(handle.client, args.id) is None:
-            print(f"no campaign {args.id}", file=sys.stderr)
+    if args.campaign_command == "create":
+        city = load_catalog(settings.content_root).city(settings.city)
+        try:
+            data = json.loads(args.file.read_text(encoding="utf-8"))
+            campaign_id = campaigns.create_campaign(handle.client, city.id, [a.id for a in city.config.areas],
+                                                    data)
+        except (OSError, ValueError) as exc:
+            print(f"campaign not created: {exc}", file=sys.stderr)
             return 1
-        if args.campaign_command == "send":
-            delivery.enqueue_campaign(url, args.id)
-            print(f"queued campaign {args.id}")
-            return 0
-        if args.campaign_command == "insights":
-            from linebot.v3.insight import ApiClient as InsightClient
-            from linebot.v3.insight import Configuration as InsightConfiguration
-            from linebot.v3.insight import Insight
-
-            api = InsightClient(InsightConfiguration(host=settings.line_api_base_url,
-                                                     access_token=settings.line_channel_access_token or "local"))
-            try:
-                snapshot = campaigns.fetch_insights(handle.client, Insight(api), args.id)
-            finally:
-                api.close()
-            print(json.dumps(snapshot, ensure_ascii=False, indent=2))
-            return 0
-        report = campaigns.campaign_stats(handle.client, args.id)
-        print(campaigns.stats_csv(report) if args.csv else json.dumps(report, ensure_ascii=False, indent=2))
+        print(f"created campaign {campaign_id}")
         return 0
-    finally:
-        handle.close()
+    if campaigns.load(handle.client, args.id) is None:
+        print(f"no campaign {args.id}", file=sys.stderr)
+        return 1
+    if args.campaign_command == "send":
+        delivery.enqueue_campaign(url, args.id)
+        print(f"queued campaign {args.id}")
+        return 0
+    if args.campaign_command == "insights":
+        from linebot.v3.insight import ApiClient as InsightClient
+        from linebot.v3.insight import Configuration as InsightConfiguration
+        from linebot.v3.insight import Insight
+
+        api = InsightClient(InsightConfiguration(host=settings.line_api_base_url,
+                                                 access_token=settings.line_channel_access_token or "local"))
+        try:
+            snapshot = campaigns.fetch_insights(handle.client, Insight(api), args.id)
+        finally:
+            api.close()
+        print(json.dumps(snapshot, ensure_ascii=False, indent=2))
+        return 0
+    report = campaigns.campaign_stats(handle.client, args.id)
+    print(campaigns.stats_csv(report) if args.csv else json.dumps(report, ensure_ascii=False, indent=2))
+    return 0
 
 
 # ---------------------------------------------------------------- rich menu
