@@ -112,6 +112,9 @@ class Catalog:
 M = TypeVar("M", bound=BaseModel)
 
 
+_YamlLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
 class _Doc:
     """One YAML file: its data, and the line of every key path."""
 
@@ -122,8 +125,14 @@ class _Doc:
         self.problems = problems
         try:
             text = path.read_text(encoding="utf-8")
-            self.node = yaml.compose(text, Loader=yaml.SafeLoader)
-            self.data = yaml.safe_load(text)
+            # One parse (libyaml's, when PyYAML has it): the node tree keeps line numbers for
+            # messages; the data is built from the same tree.
+            loader = _YamlLoader(text)
+            try:
+                self.node = loader.get_single_node()
+                self.data = loader.construct_document(self.node) if self.node is not None else None
+            finally:
+                loader.dispose()
         except yaml.MarkedYAMLError as exc:
             mark = exc.problem_mark
             problems.append(Problem(rel, "", f"YAML syntax: {exc.problem} {exc.context or ''}".strip(),
