@@ -160,7 +160,7 @@ def cmd_evaluate(settings: Settings, path: Path | None, as_json: bool) -> int:
     except (OSError, ValueError) as exc:
         print(f"cannot read {path}: {exc}", file=sys.stderr)
         return 1
-    report = evaluate(Matcher(catalog), items)
+    report = evaluate(Matcher(catalog, settings.model_cache_dir), items)
     print(json.dumps(report, ensure_ascii=False, indent=2) if as_json else format_report(report))
     return 0
 

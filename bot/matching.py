@@ -21,12 +21,21 @@ prints the current figure beside a plain nearest-example baseline).
 
 from __future__ import annotations
 
+import hashlib
+import json
+import logging
+import os
+import pickle
+import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
 from typing import Literal
 
 import numpy as np
 from rapidfuzz import fuzz, process
+from scipy.sparse import csr_matrix
 from sklearn.svm import LinearSVC
 
 from bot.loader import Catalog
@@ -34,6 +43,7 @@ from bot.ngrams import Features
 from bot.normalize import Cue, Normalizer
 from bot.schema import Thresholds
 
+log = logging.getLogger(__name__)
 OUT_OF_SCOPE = "_out_of_scope"
 FOLLOWUP_PREFIX = "_followup_"
 # The SVM margin carries the decision; fuzzy similarity adds typo tolerance. Chosen by
@@ -89,8 +99,60 @@ class Match:
     followup: str | None = None  # "phone" / "more" when the message asks about the last answer
 
 
+# Bump when what is cached changes shape (the code's own sources are hashed too).
+MODEL_FORMAT = 1
+
+
+def _fingerprint(targets: Sequence[str], examples: Sequence[str], owner: np.ndarray) -> str:
+    """What the fitted model depends on: the normalised training texts and their targets,
+    the feature and matching code, and the libraries that fit and read them."""
+    digest = hashlib.sha256()
+    versions = [MODEL_FORMAT, SVM_C] + [metadata.version(p) for p in ("scikit-learn", "fugashi", "unidic-lite",
+                                                                        "numpy", "scipy")]
+    digest.update(json.dumps(versions).encode())
+    for module in ("ngrams.py", "normalize.py", "matching.py"):
+        digest.update((Path(__file__).parent / module).read_bytes())
+    digest.update(json.dumps([list(targets), list(examples)], ensure_ascii=False).encode())
+    digest.update(owner.tobytes())
+    return digest.hexdigest()[:32]
+
+
+def _fit(examples: Sequence[str], owner: np.ndarray) -> tuple[Features, csr_matrix, LinearSVC]:
+    features, matrix = Features.fit(examples)
+    # The fixed seed keeps every start-up's model identical.
+    return features, matrix, LinearSVC(C=SVM_C, random_state=0).fit(matrix, owner)
+
+
+def _fit_cached(cache_dir: Path | None, key: str, examples: Sequence[str],
+                owner: np.ndarray) -> tuple[Features, csr_matrix, LinearSVC]:
+    """Fitting takes about 3 s of CPU at every start (serve, chat, evaluate, each worker
+    of a test run); the same content and code give the same model, so it is kept on disk
+    under a hash of both. Only this program writes that folder (pickle runs code on load:
+    treat the folder like the virtualenv). Any problem with it means a fresh fit."""
+    path = cache_dir / f"matcher-{key}.pickle" if cache_dir else None
+    if path is not None and path.exists():
+        try:
+            with path.open("rb") as file:
+                return pickle.load(file)
+        except Exception:  # noqa: BLE001 - a damaged or foreign file: fit instead
+            log.warning("model cache %s unreadable; fitting again", path)
+    fitted = _fit(examples, owner)
+    if path is not None:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with tempfile.NamedTemporaryFile("wb", dir=path.parent, delete=False) as tmp:
+                pickle.dump(fitted, tmp, protocol=pickle.HIGHEST_PROTOCOL)
+            os.replace(tmp.name, path)  # readers never see half a file
+            # About 40 MB each: keep the last few content versions only.
+            for old in sorted(path.parent.glob("matcher-*.pickle"), key=lambda p: p.stat().st_mtime)[:-3]:
+                old.unlink(missing_ok=True)
+        except OSError as exc:
+            log.info("model cache not written (%s); the next start fits again", exc)
+    return fitted
+
+
 class Matcher:
-    def __init__(self, catalog: Catalog) -> None:
+    def __init__(self, catalog: Catalog, cache_dir: Path | None = None) -> None:
         self.thresholds = catalog.thresholds
         self.normalize = Normalizer(catalog.synonyms)
         self.crisis = frozenset(i.id for i in catalog.intents if i.priority == "crisis")
@@ -105,9 +167,8 @@ class Matcher:
         self._examples = [self.normalize(e) for _, examples in targets for e in examples]
         self._owner = np.array([n for n, (_, examples) in enumerate(targets) for _ in examples], dtype=np.int64)
         self._lengths = np.array([len(e) for e in self._examples], dtype=np.float32)
-        self._features, matrix = Features.fit(self._examples)
-        # The fixed seed keeps every start-up's model identical.
-        self._svm = LinearSVC(C=SVM_C, random_state=0).fit(matrix, self._owner)
+        self.fingerprint = _fingerprint(self._targets, self._examples, self._owner)
+        self._features, matrix, self._svm = _fit_cached(cache_dir, self.fingerprint, self._examples, self._owner)
         # Per message only the postings of its own n-grams are touched (see _cosine()).
         self._postings = matrix.tocsc()
         # n-grams in more than 5% of the examples (「して」「です」) rank nothing and carry most postings.

@@ -47,7 +47,7 @@ def build(settings: Settings, *, catalog: Catalog | None = None, matcher: Matche
     """
     catalog = catalog or load_catalog(settings.content_root)
     catalog.city(settings.city)  # unknown BOT_CITY fails here, at start-up
-    matcher = matcher or Matcher(catalog)
+    matcher = matcher or Matcher(catalog, settings.model_cache_dir)
     handle = connect(settings.redis_url, settings.data_dir)
     store = ConversationStore(
         handle.client,

@@ -21,6 +21,8 @@ class Settings:
     redis_url: str | None = None
     data_dir: Path = REPO_ROOT / "var"
     content_root: Path = REPO_ROOT
+    # The fitted matcher, kept under a hash of content and code (bot.matching); None: fit at every start.
+    model_cache_dir: Path | None = REPO_ROOT / "var" / "model-cache"
     # Conversation state lives this long; sensitive flows shorter (safety-design §3).
     state_ttl_seconds: int = 30 * 60
     sensitive_state_ttl_seconds: int = 20 * 60
@@ -63,6 +65,8 @@ class Settings:
             redis_url=env.get("REDIS_URL") or None,
             data_dir=Path(env.get("BOT_DATA_DIR", base.data_dir)),
             content_root=Path(env.get("BOT_CONTENT_ROOT", base.content_root)),
+            model_cache_dir=(Path(env["BOT_MODEL_CACHE"]) if env.get("BOT_MODEL_CACHE") else None)
+            if "BOT_MODEL_CACHE" in env else base.model_cache_dir,
             state_ttl_seconds=int(env.get("BOT_STATE_TTL", base.state_ttl_seconds)),
             sensitive_state_ttl_seconds=int(
                 env.get("BOT_SENSITIVE_STATE_TTL", base.sensitive_state_ttl_seconds)

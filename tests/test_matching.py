@@ -107,3 +107,26 @@ def test_labelled_set_floors(matcher, catalog):
 # sit just under what the shipped catalogue measures (0.954 / 1.000 / 0.942), so a
 # regression fails CI.
 FLOORS = {"accuracy": 0.94, "crisis_recall": 1.0, "out_of_scope_fallback": 0.92}
+
+
+def test_the_fitted_model_is_kept_by_content_and_refitted_when_it_changes(matcher, catalog, content_copy, tmp_path):
+    """Start-ups reuse the fitted model (it costs about 3 s of CPU) only for the same
+    content and code; a damaged cache file means a fresh fit, never a crash."""
+    from bot.loader import load_catalog
+
+    cache = tmp_path / "model-cache"
+    first = Matcher(catalog, cache)
+    (stored,) = cache.glob("matcher-*.pickle")
+    again = Matcher(catalog, cache)  # from the file
+    assert again.fingerprint == first.fingerprint == matcher.fingerprint
+    for text in FAST_PATH_TEXTS + ["夫に殴られる", "還付金があるって電話きた", "今日の天気は？"]:
+        assert again.match(text) == matcher.match(text)
+
+    oos = content_copy / "intents" / "_out_of_scope.yaml"
+    oos.write_text(oos.read_text(encoding="utf-8") + "  - 図書館の返却ポストはどこ？\n", encoding="utf-8")
+    changed = Matcher(load_catalog(content_copy), cache)
+    assert changed.fingerprint != first.fingerprint and len(list(cache.glob("matcher-*.pickle"))) == 2
+
+    stored.write_bytes(b"not a model")
+    damaged = Matcher(catalog, cache)
+    assert damaged.match("夫に殴られる") == matcher.match("夫に殴られる")
