@@ -443,3 +443,12 @@ def test_quiet_hours_that_make_no_sense_cannot_load(bad):
 
     with pytest.raises(ValidationError):
         QuietHours.model_validate(bad)
+
+
+def test_the_line_client_keeps_a_connection_for_every_sending_thread(alert_settings):
+    # Fewer would open and drop a TLS connection per request whenever more are in flight.
+    api = LineApi(alert_settings.with_(alert_send_concurrency=48))
+    try:
+        assert api.client.rest_client.pool_manager.connection_pool_kw["maxsize"] == 48
+    finally:
+        api.close()
