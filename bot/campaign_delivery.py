@@ -4,8 +4,9 @@ Recipients ((topics) x (areas + whole city)) are frozen once as a list; each chu
 of 500 is split by variant. Without click tracking, one multicast per variant per
 chunk, tagged with the variant's customAggregationUnits name. With click tracking,
 every recipient needs their own link, so it is one push per recipient (status says
-so); each chunk's tokens are stored before the first attempt, so a resend carries
-the same links and the same retry keys (409 = delivered).
+so), several in flight under the shared push limiter; each chunk's tokens are stored
+before the first attempt, so a resend carries the same links and the same retry keys
+(409 = delivered).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import json
 import math
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 
 import redis
 
@@ -40,6 +42,7 @@ class CampaignDelivery:
         # push allows 2,000 requests/s; stay well under it, shared by all workers
         self.push_limiter = RateLimiter(client, "push", 10 * settings.alert_rate_per_second, burst=10)
         self.lease_ms = settings.alert_lease_ms
+        self.concurrency = settings.alert_send_concurrency
         self.redis_url = settings.redis_url
 
     def run(self, campaign_id: str) -> str:
@@ -128,9 +131,9 @@ class CampaignDelivery:
         variants = {v.name: v for v in spec.variants}
         if tracked:
             sent_key = f"{key}:pushed:{chunk}"
-            for user, (variant, token) in plan.items():
-                if self.redis.sismember(sent_key, user):
-                    continue
+            sent = self.redis.smembers(sent_key)  # an earlier, interrupted pass
+
+            def push(user: str, variant: str, token: str) -> None:
                 link = f"{self.public_url}/r/{token}"
                 message = campaigns.message_for(campaign_id, spec, variants[variant], link).to_dict()
                 result = send_with_retries(lambda: self.api.push(
@@ -138,6 +141,13 @@ class CampaignDelivery:
                     [campaigns.unit_name(campaign_id, variant)]), self.push_limiter)
                 if result.ok:
                     self.redis.sadd(sent_key, user)
+
+            # One push per resident: several in flight (LINE answers in about 0.1 s; one at a
+            # time, Kumamoto's 21,416 would take over half an hour), all under the push limiter.
+            with ThreadPoolExecutor(self.concurrency, thread_name_prefix="push") as pool:
+                for future in [pool.submit(push, user, variant, token)
+                               for user, (variant, token) in plan.items() if user not in sent]:
+                    future.result()
         else:
             by_variant: dict[str, list[str]] = {}
             for user, (variant, _) in plan.items():

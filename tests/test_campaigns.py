@@ -38,7 +38,8 @@ SPEC = {
 @pytest.fixture
 def setup(settings, line, redis_client, catalog, shared_matcher):
     s = settings.with_(line_channel_secret=SECRET, line_channel_access_token=TOKEN, line_api_base_url=line.url,
-                       admin_api_token=ADMIN, alert_rate_per_second=2000.0, public_url="https://bot.example.jp")
+                       admin_api_token=ADMIN, alert_rate_per_second=2000.0, public_url="https://bot.example.jp",
+                       alert_send_concurrency=4)  # several pushes in flight; the fake shares this process
     app = create_app(s, runtime=build(s, catalog=catalog, matcher=shared_matcher), synchronous_sends=True)
     yield s, app, app.test_client()
     app.extensions["bot"].close()
