@@ -68,6 +68,13 @@ class CampaignDelivery:
                 self._chunk(campaign_id, spec, chunk)
             self.redis.hset(key, mapping={"state": "done", "finished_at": f"{time.time():.3f}"})
             self.redis.srem("campaigns:active", campaign_id)
+            # Nothing is resent now: drop who was sent what (a plan ties a resident to their
+            # tracked link, and so to their click). Counts per variant stay.
+            pipe = self.redis.pipeline(transaction=False)
+            pipe.unlink(f"{key}:queue", *(f"{key}:pushed:{n}" for n in range(total)))
+            if total:
+                pipe.hdel(f"{key}:chunks", *(f"plan:{n}" for n in range(total)))
+            pipe.execute()
             self._schedule_insights(campaign_id)
             return "done"
         except LeaseLost:

@@ -427,7 +427,7 @@ class Delivery:
                 return "stopped_monthly_limit"
             self.redis.hset(akey, mapping={"state": "done", "finished_at": f"{time.time():.3f}"})
             self.redis.srem("alerts:active", alert_id)
-            self.redis.unlink(f"{akey}:seen")  # only needed while claiming
+            self._forget_recipients(akey, streams)
             if alert.get("digest_at") and int(self.redis.hget(akey, "deferred") or 0):
                 from bot import digest
 
@@ -439,6 +439,20 @@ class Delivery:
             return "lease lost"
         finally:
             self._release(alert_id)
+
+    def _forget_recipients(self, akey: str, streams: dict[str, list[dict]]) -> None:
+        """Once every chunk is finished nothing is resent: who got the alert is not kept
+        (unfollow must leave no trace, and a 1M alert's lists would hold about 50 MB).
+        The counts, chunk states and retry keys stay for the status; the residents set
+        aside for the digest stay until the digest has taken them."""
+        state = self.redis.hmget(akey, "claimed", "claimed_en")
+        keys = [f"{akey}:seen"]
+        for stream, claimed in zip(("", "en:"), state):
+            if stream in streams:
+                for n in range(int(claimed or 0)):
+                    keys += [f"{akey}:chunk:{stream}{n}", f"{akey}:sendto:{stream}{n}"]
+        for start in range(0, len(keys), 1000):
+            self.redis.unlink(*keys[start:start + 1000])
 
     def _claim(self, alert_id: str, alert: dict[str, str], cursor: str) -> tuple[str, int, int]:
         """One claiming step: topic subscribers in a wanted area, cut into chunks.

@@ -128,9 +128,12 @@ class DigestDelivery:
                 self._group(city_id, day, alert_ids)
             finally:
                 self.redis.delete(lease)
-        results = [self.engine.run(group) for group in self.redis.lrange(f"{key}:groups", 0, -1)]
+        groups = self.redis.lrange(f"{key}:groups", 0, -1)
+        results = [self.engine.run(group) for group in groups]
         if all(r == "done" for r in results):
             self.redis.hset(key, "state", "done")
+            if groups:  # who was in which group is not kept once all are sent
+                self.redis.unlink(*(f"{alert_key(g)}:to" for g in groups))
         return f"{len(results)} group(s): " + ", ".join(results) if results else "nothing deferred"
 
     def _retry_later(self, city_id: str, day: str) -> None:
@@ -152,6 +155,16 @@ class DigestDelivery:
         for alert_id in alert_ids:
             for resident in self.redis.sscan_iter(f"{alert_key(alert_id)}:deferred", count=1000):
                 owed[resident].add(alert_id)
+        # Whoever unfollowed or stopped alerts since is owed nothing.
+        residents = list(owed)
+        for start in range(0, len(residents), 1000):
+            batch = residents[start:start + 1000]
+            pipe = self.redis.pipeline(transaction=False)
+            for resident in batch:
+                pipe.exists(f"sub:{city_id}:user:{resident}")
+            for resident, subscribed in zip(batch, pipe.execute()):
+                if not subscribed:
+                    del owed[resident]
         groups: dict[tuple[str, ...], list[str]] = defaultdict(list)
         for resident, owed_ids in owed.items():
             groups[tuple(a for a in alert_ids if a in owed_ids)].append(resident)
@@ -178,5 +191,7 @@ class DigestDelivery:
             pipe.sadd("alerts:active", group_id)
             pipe.rpush(f"{key}:groups", group_id)
         pipe.hset(key, mapping={"state": "grouped", "residents": len(owed), "groups": len(groups)})
+        if alert_ids:  # the owed lists now live in the groups
+            pipe.unlink(*(f"{alert_key(a)}:deferred" for a in alert_ids))
         pipe.execute()
         log.info("digest %s %s: %d resident(s) in %d group(s)", city_id, day, len(owed), len(groups))

@@ -79,3 +79,22 @@ def run_with_line(runner, client, settings, item):  # noqa: ANN001, ANN201
         return runner(client, api, settings).run(item)
     finally:
         api.close()
+
+
+def residents_kept(client, pattern: str, residents) -> set[str]:  # noqa: ANN001
+    """The residents whose id is still stored under any key matching `pattern`."""
+    found: set[str] = set()
+    wanted = set(residents)
+    for key in client.scan_iter(pattern, count=1000):
+        kind = client.type(key)
+        values: list[str] = []
+        if kind == "list":
+            values = client.lrange(key, 0, -1)
+        elif kind == "set":
+            values = list(client.smembers(key))
+        elif kind == "hash":
+            values = [f"{k} {v}" for k, v in client.hgetall(key).items()]
+        elif kind == "string":
+            values = [client.get(key)]
+        found |= {r for r in wanted if any(r in v for v in values)}
+    return found

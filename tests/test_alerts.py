@@ -28,7 +28,7 @@ from bot.ratelimit import RateLimiter
 from bot.runtime import build
 from bot.settings import REPO_ROOT
 from bot.subscriptions import Subscriptions
-from tests.line_helpers import ADMIN, SECRET, TOKEN, body_of, event, run_with_line, sign, user
+from tests.line_helpers import ADMIN, SECRET, TOKEN, body_of, event, residents_kept, run_with_line, sign, user
 
 
 def fraud_alert(**over):
@@ -203,6 +203,8 @@ def test_delivery_survives_429_500_and_lost_responses_exactly_once(redis_client,
         1234, 1234, 0, 3, 3)
     keys = [d.retry_key for d in line.fake.deliveries]
     assert len(set(keys)) == 3 and all(keys)
+    # Once sent, who got it is not kept (the status keeps the counts).
+    assert residents_kept(redis_client, f"alert:{alert_id}*", people) == set()
 
 
 def test_residents_joining_and_leaving_mid_delivery_are_never_messaged_twice(

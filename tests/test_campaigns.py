@@ -15,7 +15,7 @@ from bot.campaign_delivery import CampaignDelivery
 from bot.line_api import LineApi
 from bot.messages import postback_data
 from bot.runtime import build
-from tests.line_helpers import SECRET, TOKEN, body_of, event, sign, user
+from tests.line_helpers import SECRET, TOKEN, body_of, event, residents_kept, sign, user
 
 ADMIN = "staff-token"
 SURVEY = "https://example.city.jp/survey?id=r6"
@@ -85,6 +85,8 @@ def test_campaign_end_to_end_with_exact_stats(setup, line, redis_client, caplog)
         links[d.to[0]] = bubble["footer"]["contents"][0]["action"]["uri"]
         assert d.units == [campaigns.unit_name(campaign_id, variant_of[d.to[0]])]
     assert len(set(links.values())) == 2345 and all(u.startswith("https://bot.example.jp/r/") for u in links.values())
+    # Sent: nothing ties a resident to their link (or their click) any more.
+    assert residents_kept(redis_client, f"campaign:{campaign_id}*", people) == set()
 
     # clicks: the first 300 A-recipients and 500 B-recipients click; 40 of them twice
     a_people = [p for p in people if variant_of[p] == "A"][:300]

@@ -17,7 +17,7 @@ from bot.delivery import Delivery
 from bot.digest import DigestDelivery
 from bot.messages import postback_data
 from bot.runtime import build
-from tests.line_helpers import SECRET, TOKEN, body_of, event, sign, user
+from tests.line_helpers import SECRET, TOKEN, body_of, event, residents_kept, sign, user
 from tests.line_helpers import run_with_line as run
 
 
@@ -101,8 +101,13 @@ def test_digest_residents_get_one_carousel_a_day_and_emergencies_at_once(
     waiting = ScheduledJobRegistry(queue=queued).get_job_ids() + queued.job_ids
     assert any(queued.fetch_job(j).func_name == "bot.digest.deliver_digest" for j in waiting)
 
-    # Switching back after the alerts were set aside loses nothing: they are still owed.
+    # Switching back after the alerts were set aside loses nothing: they are still owed;
+    # a resident who stopped alerts meanwhile is owed nothing.
     subs.set_digest(daily, False)
+    gone = user(314)
+    subs.set_areas(gone, ["chuo"]); subs.set_topics(gone, ["fraud"]); subs.set_digest(gone, True)  # noqa: E702
+    redis_client.sadd(f"alert:{fraud}:deferred", gone)  # as the claim step would have
+    subs.remove_user(gone)
     line.fake.deliveries.clear()
     result = run(DigestDelivery, redis_client, alert_settings, f"kumamoto:{day}")
     assert result == "1 group(s): done", result  # both are owed the same two alerts
@@ -116,6 +121,8 @@ def test_digest_residents_get_one_carousel_a_day_and_emergencies_at_once(
     assert english["altText"] == "Today's safety alerts (2)"
     assert [b["body"]["contents"][1]["text"] for b in english["contents"]["contents"]] == [
         "Beware of fake police calls", "下校中の声かけに注意"]  # the English version where staff wrote one
+
+    assert residents_kept(redis_client, "alert:*", [daily, daily_en, gone]) == set()  # nothing kept once sent
 
     line.fake.deliveries.clear()
     run(DigestDelivery, redis_client, alert_settings, f"kumamoto:{day}")  # a second run (a retry) sends nothing
