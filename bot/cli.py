@@ -7,6 +7,7 @@ dialogue, loader, evaluate); nothing here re-implements them.
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import functools
 import json
 import logging
@@ -80,6 +81,9 @@ def main(argv: Sequence[str] | None = None, settings: Settings | None = None) ->
                       help="send at once even in the city's quiet hours (non-urgent topics otherwise wait)")
     status = alert_sub.add_parser("status", help="recipients, sent, failed, chunks, ETA")
     status.add_argument("id")
+    day = alert_sub.add_parser("digest", help="one day's digest: its alerts, residents and deliveries")
+    day.add_argument("--day", help="YYYY-MM-DD (JST; default: today)")
+    day.add_argument("--city", help="city profile (default: BOT_CITY or kumamoto)")
 
     camp = sub.add_parser("campaign", help="awareness campaigns with surveys")
     camp_sub = camp.add_subparsers(dest="campaign_command", required=True)
@@ -217,6 +221,16 @@ def cmd_alert(settings: Settings, args: argparse.Namespace, *, handle: Any) -> i
     from bot.loader import load_catalog
 
     url = handle.url
+    if args.alert_command == "digest":
+        from bot import digest
+
+        day = args.day or dt.datetime.now(digest.JST).date().isoformat()
+        report = digest.digest_status(handle.client, settings.city, day, settings.alert_rate_per_second)
+        if report is None:
+            print(f"no digest for {settings.city} on {day}", file=sys.stderr)
+            return 1
+        print(json.dumps(report, ensure_ascii=False, indent=2))
+        return 0
     if args.alert_command == "status":
         status = alerts.alert_status(handle.client, args.id, settings.alert_rate_per_second)
         if status is None:

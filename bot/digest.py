@@ -90,6 +90,21 @@ def deliver_digest(city_id: str, day: str) -> str:
     return run_job(DigestDelivery, f"{city_id}:{day}")
 
 
+def digest_status(client: redis.Redis, city_id: str, day: str, rate_per_second: float) -> dict | None:
+    """One day's digest for staff: its state, the alerts in it, and each group's delivery."""
+    from bot.alerts import alert_status
+
+    key = digest_key(city_id, day)
+    alert_ids = client.lrange(f"{key}:alerts", 0, -1)
+    info = client.hgetall(key)
+    if not alert_ids and not info:
+        return None
+    groups = [alert_status(client, g, rate_per_second) for g in client.lrange(f"{key}:groups", 0, -1)]
+    return {"city": city_id, "day": day, "state": info.get("state", "open"), "alerts": alert_ids,
+            "scheduled": bool(client.exists(f"{key}:scheduled")), "residents": int(info.get("residents") or 0),
+            "groups": [g.as_dict() for g in groups if g is not None]}
+
+
 def carousel(cards: list[dict], title: str) -> dict:
     """One message: the day's alert cards side by side; the preview says only how many."""
     bubbles = [card["contents"] for card in cards[:MAX_CARDS]]

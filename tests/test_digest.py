@@ -13,6 +13,7 @@ from rq.registry import ScheduledJobRegistry
 
 from bot import alerts, delivery, digest
 from bot.app import create_app
+from bot.cli import main
 from bot.delivery import Delivery
 from bot.digest import DigestDelivery
 from bot.messages import postback_data
@@ -130,7 +131,7 @@ def test_digest_residents_get_one_carousel_a_day_and_emergencies_at_once(
 
 
 def test_the_digest_waits_for_the_days_alerts_and_later_alerts_join_the_next_day(
-        redis_client, alert_settings, city, subs, line, monkeypatch):
+        redis_client, alert_settings, city, subs, line, monkeypatch, capsys):
     resident = user(320)
     subs.set_areas(resident, ["chuo"]); subs.set_topics(resident, ["fraud"]); subs.set_digest(resident, True)  # noqa: E702
     now = dt.datetime(2026, 12, 3, 17, 0, tzinfo=alerts.JST)
@@ -157,6 +158,13 @@ def test_the_digest_waits_for_the_days_alerts_and_later_alerts_join_the_next_day
     SimpleWorker([delivery.QUEUE], connection=queue.connection).work(burst=True)
     assert job.return_value() == "1 group(s): done"
     assert [m["altText"] for m in inbox(line)[resident]] == ["今日の防犯のお知らせ (1)"]
+
+    # Staff see the day's digest from the CLI.
+    assert main(["alert", "digest", "--day", "2026-12-03"], settings=alert_settings) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert (report["state"], report["alerts"], report["residents"]) == ("done", [first], 1)
+    assert [(g["state"], g["sent"]) for g in report["groups"]] == [("done", 1)]
+    assert main(["alert", "digest", "--day", "2026-01-01"], settings=alert_settings) == 1
 
 
 def test_a_digest_inside_quiet_hours_cannot_load():
