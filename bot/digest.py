@@ -21,11 +21,16 @@ import logging
 import time
 import uuid
 from collections import defaultdict
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 import redis
 
 from bot.schema import Digest
+
+if TYPE_CHECKING:
+    from bot.line_api import LineApi
+    from bot.settings import Settings
 
 log = logging.getLogger(__name__)
 JST = ZoneInfo("Asia/Tokyo")
@@ -115,12 +120,12 @@ def carousel(cards: list[dict], title: str) -> dict:
 class DigestDelivery:
     """One day's digest for one city: wait for the day's alerts, group, deliver."""
 
-    def __init__(self, client: redis.Redis, api: object, settings: object) -> None:
+    def __init__(self, client: redis.Redis, api: LineApi, settings: Settings) -> None:
         from bot.delivery import Delivery
 
         self.redis = client
         self.settings = settings
-        self.engine = Delivery(client, api, settings)  # type: ignore[arg-type]
+        self.engine = Delivery(client, api, settings)
 
     def run(self, item: str) -> str:
         from bot.alerts import alert_key
@@ -131,8 +136,9 @@ class DigestDelivery:
         self.redis.hsetnx(key, "state", "closed")
         alert_ids = self.redis.lrange(f"{key}:alerts", 0, -1)
         if self.redis.hget(key, "state") == "closed":
-            unfinished = [a for a in alert_ids
-                          if self.redis.hget(alert_key(a), "state") not in ("done", "stopped_monthly_limit")]
+            # Only "done" is finished: an alert stopped by LINE's monthly limit resumes later
+            # and may still set residents aside for this digest (which could not go out either).
+            unfinished = [a for a in alert_ids if self.redis.hget(alert_key(a), "state") != "done"]
             if unfinished:
                 self._retry_later(city_id, day)
                 return f"waiting for {len(unfinished)} alert(s) of the day"
@@ -156,7 +162,7 @@ class DigestDelivery:
 
         from bot.delivery import QUEUE, rq_connection
 
-        Queue(QUEUE, connection=rq_connection(self.settings.redis_url)).enqueue_in(  # type: ignore[attr-defined]
+        Queue(QUEUE, connection=rq_connection(self.settings.redis_url or "")).enqueue_in(
             dt.timedelta(seconds=RETRY_SECONDS), deliver_digest, city_id, day, job_timeout=24 * 3600)
 
     def _group(self, city_id: str, day: str, alert_ids: list[str]) -> None:
@@ -183,7 +189,7 @@ class DigestDelivery:
         groups: dict[tuple[str, ...], list[str]] = defaultdict(list)
         for resident, owed_ids in owed.items():
             groups[tuple(a for a in alert_ids if a in owed_ids)].append(resident)
-        ui = load_catalog(self.settings.content_root).ui  # type: ignore[attr-defined]
+        ui = load_catalog(self.settings.content_root).ui
         pipe = self.redis.pipeline(transaction=True)
         pipe.delete(f"{key}:groups")
         for n, (ids, residents) in enumerate(sorted(groups.items())):

@@ -147,6 +147,11 @@ def test_the_digest_waits_for_the_days_alerts_and_later_alerts_join_the_next_day
     late = alerts.create_alert(redis_client, city, alert(title="遅れて届いた注意情報"), now=now)
     assert alerts.alert_status(redis_client, late, 150).digest_at == "2026-12-04T18:00:00+09:00"
 
+    # Stopped by LINE's monthly limit is not finished either: it resumes, and may set more aside.
+    redis_client.hset(f"alert:{first}", "state", "stopped_monthly_limit")
+    assert run(DigestDelivery, redis_client, alert_settings, "kumamoto:2026-12-03") == (
+        "waiting for 1 alert(s) of the day")
+    redis_client.hset(f"alert:{first}", "state", "queued")
     assert run(Delivery, redis_client, alert_settings, first) == "done"
     assert inbox(line) == {}  # set aside for the digest
     # Through RQ, as a worker runs it.
