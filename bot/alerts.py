@@ -18,20 +18,19 @@ import time
 import uuid
 from dataclasses import dataclass
 from typing import Annotated, Any
-from zoneinfo import ZoneInfo
 
 import redis
 from linebot.v3.messaging import FlexContainer, FlexMessage
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from bot import digest
+from bot.clock import JST, next_at, within
 from bot.loader import City
 from bot.schema import QuietHours
 from bot.subscriptions import ALL_AREAS, TOPICS
 from bot.validation import first_error, neutral
 
 SENSITIVE_TOPICS = ("dv", "sexual_violence", "stalking", "victim", "victim_support", "child_abuse", "suicide")
-JST = ZoneInfo("Asia/Tokyo")
 LANGUAGES = ("ja", "en")  # an alert's versions; residents who chat in English get the English one if written
 
 
@@ -136,16 +135,9 @@ def quiet_until(quiet: QuietHours | None, topic: str, now: dt.datetime) -> dt.da
     """When an alert on `topic` created at `now` may go out, if the city's quiet hours hold it back."""
     if quiet is None or topic not in quiet.topics:
         return None
-    local = now.astimezone(JST)
-    start, end = (dt.time.fromisoformat(quiet.start), dt.time.fromisoformat(quiet.end))
-    clock = local.time()
-    inside = (start <= clock or clock < end) if start > end else (start <= clock < end)
-    if not inside:
+    if not within(quiet.start, quiet.end, now.astimezone(JST).strftime("%H:%M:%S")):
         return None
-    release = local.replace(hour=end.hour, minute=end.minute, second=0, microsecond=0)
-    if release <= local:
-        release += dt.timedelta(days=1)
-    return release
+    return next_at(quiet.end, now)
 
 
 @dataclass(frozen=True)

@@ -204,14 +204,14 @@ def fetch_insights(client: redis.Redis, insight_api: Any, campaign_id: str, time
     "not yet known", never as 0. `insight_api` is line-bot-sdk's linebot.v3.insight.Insight.
     """
     import datetime as dt
-    from zoneinfo import ZoneInfo
+
+    from bot.clock import JST
 
     spec = load(client, campaign_id)
     if spec is None:
         raise CampaignError("unknown campaign")
-    jst = ZoneInfo("Asia/Tokyo")
-    created = dt.datetime.fromtimestamp(float(client.hget(f"campaign:{campaign_id}", "created_at")), jst).date()
-    today = dt.datetime.now(jst).date()
+    created = dt.datetime.fromtimestamp(float(client.hget(f"campaign:{campaign_id}", "created_at")), JST).date()
+    today = dt.datetime.now(JST).date()
     end = min(today, created + dt.timedelta(days=30))  # LINE allows at most 30 days per request
     snapshot: dict[str, str] = {"fetched_at": f"{time.time():.3f}"}
     for variant in spec.variants:

@@ -223,8 +223,9 @@ def cmd_alert(settings: Settings, args: argparse.Namespace, *, handle: Any) -> i
     url = handle.url
     if args.alert_command == "digest":
         from bot import digest
+        from bot.clock import JST
 
-        day = args.day or dt.datetime.now(digest.JST).date().isoformat()
+        day = args.day or dt.datetime.now(JST).date().isoformat()
         report = digest.digest_status(handle.client, settings.city, day, settings.alert_rate_per_second)
         if report is None:
             print(f"no digest for {settings.city} on {day}", file=sys.stderr)

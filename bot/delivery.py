@@ -28,13 +28,13 @@ import time
 import uuid
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from zoneinfo import ZoneInfo
 
 import redis
 from rq import Queue
 
 from bot import alerts
 from bot.alerts import alert_key
+from bot.clock import JST
 from bot.loader import City
 from bot.line_api import LineApi, SendResult
 from bot.ratelimit import RateLimiter
@@ -47,7 +47,6 @@ QUEUE = "alerts"
 CHUNK = 500
 MAX_ATTEMPTS = 8
 RETRY_NAMESPACE = uuid.UUID("6f1d3c8e-2b7a-4c55-9f0e-5d1c2a7b9e41")
-JST = ZoneInfo("Asia/Tokyo")
 UNCAPPED_TOPICS = {"emergency", "digest"}  # a digest is one message a day (bot.digest)
 
 # Prepare a chunk for its first send, or read back what was stored for a resend, in one

@@ -22,10 +22,10 @@ import time
 import uuid
 from collections import defaultdict
 from typing import TYPE_CHECKING
-from zoneinfo import ZoneInfo
 
 import redis
 
+from bot.clock import JST, next_at
 from bot.schema import Digest
 
 if TYPE_CHECKING:
@@ -33,7 +33,6 @@ if TYPE_CHECKING:
     from bot.settings import Settings
 
 log = logging.getLogger(__name__)
-JST = ZoneInfo("Asia/Tokyo")
 TOPIC = "digest"  # the topic of a digest delivery (never capped: it is one message a day)
 MAX_CARDS = 12  # LINE's carousel limit
 RETRY_SECONDS = 30  # while an alert of the day is still being delivered
@@ -54,10 +53,7 @@ def digest_key(city_id: str, day: str) -> str:
 
 def next_slot(digest: Digest, after: dt.datetime) -> dt.datetime:
     """The first digest time (JST) at or after `after`."""
-    local = after.astimezone(JST)
-    at = dt.time.fromisoformat(digest.time)
-    slot = local.replace(hour=at.hour, minute=at.minute, second=0, microsecond=0)
-    return slot if slot >= local else slot + dt.timedelta(days=1)
+    return next_at(digest.time, after)
 
 
 def register(client: redis.Redis, city_id: str, alert_id: str, digest: Digest, base: dt.datetime) -> dt.datetime:

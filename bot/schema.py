@@ -13,6 +13,7 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from bot import policy
+from bot.clock import within
 
 LANGS = ("ja", "en", "easy")
 Lang = Literal["ja", "en", "easy"]
@@ -268,8 +269,7 @@ class CityFile(Strict):
     def _digest_outside_quiet_hours(self) -> "CityFile":
         if self.digest and self.quiet_hours:
             start, end, at = self.quiet_hours.start, self.quiet_hours.end, self.digest.time
-            inside = (start <= at or at < end) if start > end else (start <= at < end)
-            if inside:
+            if within(start, end, at):
                 raise ValueError(f"digest.time {at} falls in quiet_hours ({start}-{end}): it would wait a night")
         return self
 
