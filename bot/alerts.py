@@ -193,7 +193,7 @@ def create_alert(client: redis.Redis, city: City, data: Any, now: dt.datetime | 
     digest_config = city.config.digest
     if digest_config is not None and request.topic in digest_config.topics:
         # Residents who chose the daily digest get it in the first digest after it goes out.
-        slot = digest.register(client, city.id, alert_id, digest_config, release or now)
+        slot = digest.register(client, city.id, alert_id, digest_config, release or now, city.ui["digest_title"])
         client.hset(alert_key(alert_id), "digest_at", f"{slot.timestamp():.0f}")
     return alert_id
 

@@ -32,7 +32,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 import redis
 from rq import Queue
 
-from bot import alerts
+from bot import alerts, digest
 from bot.alerts import alert_key
 from bot.clock import JST
 from bot.loader import City
@@ -236,28 +236,30 @@ def send_alert(client: redis.Redis, redis_url: str, city: City, data: object,
     return status
 
 
-def enqueue(redis_url: str, alert_id: str) -> None:
-    """Queue an alert's delivery: now, or when the city's quiet hours end (its `not_before`;
-    RQ's scheduler, which every `python -m bot worker` runs, releases it then)."""
-    connection = rq_connection(redis_url)
-    queue = Queue(QUEUE, connection=connection)
-    options = {"job_timeout": 24 * 3600, "result_ttl": 7 * 24 * 3600, "description": f"deliver alert {alert_id}"}
-    not_before = connection.hget(alert_key(alert_id), "not_before")
-    if not_before and int(not_before) > time.time():
-        queue.enqueue_at(dt.datetime.fromtimestamp(int(not_before), dt.timezone.utc), deliver_alert, alert_id,
-                         **options)
+def queue_job(redis_url: str, func: Callable[..., str], *args: str, description: str,
+              at: dt.datetime | None = None) -> None:
+    """Put a delivery job on the queue: now, or at `at` (RQ's scheduler, which every
+    `python -m bot worker` runs, releases it then)."""
+    queue = Queue(QUEUE, connection=rq_connection(redis_url))
+    options = {"job_timeout": 24 * 3600, "result_ttl": 7 * 24 * 3600, "description": description}
+    if at is not None and at.timestamp() > time.time():
+        queue.enqueue_at(at.astimezone(dt.timezone.utc), func, *args, **options)
     else:
-        queue.enqueue(deliver_alert, alert_id, **options)
+        queue.enqueue(func, *args, **options)
+
+
+def enqueue(redis_url: str, alert_id: str) -> None:
+    """Queue an alert's delivery: now, or when the city's quiet hours end (its `not_before`)."""
+    not_before = rq_connection(redis_url).hget(alert_key(alert_id), "not_before")
+    queue_job(redis_url, deliver_alert, alert_id, description=f"deliver alert {alert_id}",
+              at=dt.datetime.fromtimestamp(int(not_before), JST) if not_before else None)
 
 
 def enqueue_campaign(redis_url: str, campaign_id: str) -> None:
     from bot.campaign_delivery import deliver_campaign
 
-    connection = rq_connection(redis_url)
-    connection.sadd("campaigns:active", campaign_id)
-    Queue(QUEUE, connection=connection).enqueue(
-        deliver_campaign, campaign_id, job_timeout=24 * 3600, result_ttl=7 * 24 * 3600,
-        description=f"deliver campaign {campaign_id}")
+    rq_connection(redis_url).sadd("campaigns:active", campaign_id)
+    queue_job(redis_url, deliver_campaign, campaign_id, description=f"deliver campaign {campaign_id}")
 
 
 def run_job(runner: type, item_id: str) -> str:
@@ -426,10 +428,8 @@ class Delivery:
                 return "stopped_monthly_limit"
             self.redis.hset(akey, mapping={"state": "done", "finished_at": f"{time.time():.3f}"})
             self.redis.srem("alerts:active", alert_id)
-            self._forget_recipients(akey, streams)
+            self._forget_recipients(akey, claimed)
             if alert.get("digest_at") and int(self.redis.hget(akey, "deferred") or 0):
-                from bot import digest
-
                 slot = dt.datetime.fromtimestamp(int(alert["digest_at"]), JST)
                 digest.schedule(self.redis_url, alert["city"], slot)
             return "done"
@@ -439,17 +439,15 @@ class Delivery:
         finally:
             self._release(alert_id)
 
-    def _forget_recipients(self, akey: str, streams: dict[str, list[dict]]) -> None:
+    def _forget_recipients(self, akey: str, claimed: dict[str, int]) -> None:
         """Once every chunk is finished nothing is resent: who got the alert is not kept
         (unfollow must leave no trace, and a 1M alert's lists would hold about 50 MB).
         The counts, chunk states and retry keys stay for the status; the residents set
         aside for the digest stay until the digest has taken them."""
-        state = self.redis.hmget(akey, "claimed", "claimed_en")
         keys = [f"{akey}:seen"]
-        for stream, claimed in zip(("", "en:"), state):
-            if stream in streams:
-                for n in range(int(claimed or 0)):
-                    keys += [f"{akey}:chunk:{stream}{n}", f"{akey}:sendto:{stream}{n}"]
+        for stream, count in claimed.items():
+            for n in range(count):
+                keys += [f"{akey}:chunk:{stream}{n}", f"{akey}:sendto:{stream}{n}"]
         for start in range(0, len(keys), 1000):
             self.redis.unlink(*keys[start:start + 1000])
 

@@ -26,7 +26,8 @@ from typing import TYPE_CHECKING
 import redis
 
 from bot.clock import JST, next_at
-from bot.schema import Digest
+from bot.schema import Digest, Text
+from bot.subscriptions import Subscriptions
 
 if TYPE_CHECKING:
     from bot.line_api import LineApi
@@ -37,12 +38,17 @@ TOPIC = "digest"  # the topic of a digest delivery (never capped: it is one mess
 MAX_CARDS = 12  # LINE's carousel limit
 RETRY_SECONDS = 30  # while an alert of the day is still being delivered
 
-# Join a day's digest unless its job has closed the list (then the next day's).
-# KEYS: the day's digest hash, its alert list. ARGV: alert id. Returns 1 or 0.
+# Join a day's digest unless its job has closed the list (then the next day's). The
+# digest's title is rendered here, like an alert's card, when staff send: the worker
+# that sends it never loads content.
+# KEYS: the day's digest hash, its alert list. ARGV: alert id, title (ja), title (en).
+# Returns 1 or 0.
 _REGISTER = """
 if redis.call('HEXISTS', KEYS[1], 'state') == 1 then return 0 end
 redis.call('RPUSH', KEYS[2], ARGV[1])
+redis.call('HSET', KEYS[1], 'title', ARGV[2], 'title_en', ARGV[3])
 redis.call('EXPIRE', KEYS[2], 1209600)
+redis.call('EXPIRE', KEYS[1], 1209600)
 return 1
 """
 
@@ -56,33 +62,26 @@ def next_slot(digest: Digest, after: dt.datetime) -> dt.datetime:
     return next_at(digest.time, after)
 
 
-def register(client: redis.Redis, city_id: str, alert_id: str, digest: Digest, base: dt.datetime) -> dt.datetime:
+def register(client: redis.Redis, city_id: str, alert_id: str, digest: Digest, base: dt.datetime,
+             title: Text) -> dt.datetime:
     """Put an alert into the digest it belongs to; returns that digest's time."""
     slot = next_slot(digest, base)
     script = client.register_script(_REGISTER)
     while True:
         day = slot.date().isoformat()
-        if script(keys=[digest_key(city_id, day), f"{digest_key(city_id, day)}:alerts"], args=[alert_id]):
+        if script(keys=[digest_key(city_id, day), f"{digest_key(city_id, day)}:alerts"],
+                  args=[alert_id, title.ja, title.get("en")]):
             return slot
         slot += dt.timedelta(days=1)  # that day's digest is already being put together
 
 
 def schedule(redis_url: str, city_id: str, slot: dt.datetime) -> None:
     """Queue the day's digest job once (RQ's scheduler releases it at `slot`)."""
-    from rq import Queue
+    from bot.delivery import queue_job, rq_connection
 
-    from bot.delivery import QUEUE, rq_connection
-
-    connection = rq_connection(redis_url)
     day = slot.astimezone(JST).date().isoformat()
-    if not connection.set(f"{digest_key(city_id, day)}:scheduled", "1", nx=True, ex=14 * 24 * 3600):
-        return
-    queue = Queue(QUEUE, connection=connection)
-    options = {"job_timeout": 24 * 3600, "result_ttl": 7 * 24 * 3600, "description": f"digest {city_id} {day}"}
-    if slot.timestamp() > time.time():
-        queue.enqueue_at(slot.astimezone(dt.timezone.utc), deliver_digest, city_id, day, **options)
-    else:
-        queue.enqueue(deliver_digest, city_id, day, **options)
+    if rq_connection(redis_url).set(f"{digest_key(city_id, day)}:scheduled", "1", nx=True, ex=14 * 24 * 3600):
+        queue_job(redis_url, deliver_digest, city_id, day, description=f"digest {city_id} {day}", at=slot)
 
 
 def deliver_digest(city_id: str, day: str) -> str:
@@ -154,18 +153,15 @@ class DigestDelivery:
         return f"{len(results)} group(s): " + ", ".join(results) if results else "nothing deferred"
 
     def _retry_later(self, city_id: str, day: str) -> None:
-        from rq import Queue
+        from bot.delivery import queue_job
 
-        from bot.delivery import QUEUE, rq_connection
-
-        Queue(QUEUE, connection=rq_connection(self.settings.redis_url or "")).enqueue_in(
-            dt.timedelta(seconds=RETRY_SECONDS), deliver_digest, city_id, day, job_timeout=24 * 3600)
+        queue_job(self.settings.redis_url or "", deliver_digest, city_id, day, description=f"digest {city_id} {day}",
+                  at=dt.datetime.now(JST) + dt.timedelta(seconds=RETRY_SECONDS))
 
     def _group(self, city_id: str, day: str, alert_ids: list[str]) -> None:
         """Residents owed the same alerts form one group, sent one carousel (a delivery of
         its own: bot.delivery sends it like an alert, to the group's set)."""
         from bot.alerts import alert_key
-        from bot.loader import load_catalog
 
         key = digest_key(city_id, day)
         owed: dict[str, set[str]] = defaultdict(set)
@@ -174,18 +170,14 @@ class DigestDelivery:
                 owed[resident].add(alert_id)
         # Whoever unfollowed or stopped alerts since is owed nothing.
         residents = list(owed)
-        for start in range(0, len(residents), 1000):
-            batch = residents[start:start + 1000]
-            pipe = self.redis.pipeline(transaction=False)
-            for resident in batch:
-                pipe.exists(f"sub:{city_id}:user:{resident}")
-            for resident, subscribed in zip(batch, pipe.execute()):
-                if not subscribed:
-                    del owed[resident]
+        for resident, subscribed in zip(residents, Subscriptions(self.redis, city_id).subscribed(residents)):
+            if not subscribed:
+                del owed[resident]
         groups: dict[tuple[str, ...], list[str]] = defaultdict(list)
         for resident, owed_ids in owed.items():
             groups[tuple(a for a in alert_ids if a in owed_ids)].append(resident)
-        ui = load_catalog(self.settings.content_root).ui
+        title, title_en = self.redis.hmget(key, "title", "title_en")
+        cards = {a: self.redis.hmget(alert_key(a), "message", "message_en") for a in alert_ids}
         pipe = self.redis.pipeline(transaction=True)
         pipe.delete(f"{key}:groups")
         for n, (ids, residents) in enumerate(sorted(groups.items())):
@@ -195,14 +187,13 @@ class DigestDelivery:
             for start in range(0, len(residents), 5000):
                 pipe.sadd(target, *residents[start:start + 5000])
             pipe.expire(target, 14 * 24 * 3600)
-            stored = [self.redis.hmget(alert_key(a), "message", "message_en") for a in ids]
-            ja = [json.loads(m) for m, _ in stored]
-            en = [json.loads(e or m) for m, e in stored]
+            ja = [json.loads(cards[a][0]) for a in ids]
+            en = [json.loads(cards[a][1] or cards[a][0]) for a in ids]
             pipe.hset(alert_key(group_id), mapping={
-                "city": city_id, "topic": TOPIC, "areas": "all", "title": f"{ui['digest_title'].ja} {day}",
+                "city": city_id, "topic": TOPIC, "areas": "all", "title": f"{title} {day}",
                 "target": target, "alerts": ",".join(ids),
-                "message": json.dumps(carousel(ja, ui["digest_title"].ja), ensure_ascii=False),
-                "message_en": json.dumps(carousel(en, ui["digest_title"].get("en")), ensure_ascii=False),
+                "message": json.dumps(carousel(ja, title), ensure_ascii=False),
+                "message_en": json.dumps(carousel(en, title_en), ensure_ascii=False),
                 "state": "queued", "created_at": f"{time.time():.3f}", "sent": 0, "failed": 0, "capped": 0,
                 "chunks_done": 0})
             pipe.sadd("alerts:active", group_id)

@@ -14,7 +14,7 @@ about a user is removed on unfollow.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import redis
@@ -71,12 +71,25 @@ class Subscriptions:
         pipe.execute()
         return new
 
+    def subscribed(self, user_ids: Sequence[str]) -> list[bool]:
+        """Whether each of these residents still has alert settings (not unfollowed, not stopped)."""
+        flags: list[bool] = []
+        for start in range(0, len(user_ids), 1000):
+            pipe = self.redis.pipeline(transaction=False)
+            for user_id in user_ids[start:start + 1000]:
+                pipe.exists(self._user(user_id))
+            flags += [bool(n) for n in pipe.execute()]
+        return flags
+
+    def _flag(self, key: str, user_id: str, on: bool) -> None:
+        if on:
+            self.redis.sadd(key, user_id)
+        else:
+            self.redis.srem(key, user_id)
+
     def set_language(self, user_id: str, lang: str) -> None:
         """The language of the alert cards this resident gets: English or (anything else) Japanese."""
-        if lang == "en":
-            self.redis.sadd(self.english_key, user_id)
-        else:
-            self.redis.srem(self.english_key, user_id)
+        self._flag(self.english_key, user_id, lang == "en")
 
     @property
     def english_key(self) -> str:
@@ -89,10 +102,7 @@ class Subscriptions:
     def set_digest(self, user_id: str, on: bool) -> None:
         """Non-urgent alerts once a day (on) or as they are sent. Alerts already held for
         today's digest stay there: switching never loses or doubles one."""
-        if on:
-            self.redis.sadd(self.digest_key, user_id)
-        else:
-            self.redis.srem(self.digest_key, user_id)
+        self._flag(self.digest_key, user_id, on)
 
     def wants_digest(self, user_id: str) -> bool:
         return bool(self.redis.sismember(self.digest_key, user_id))
