@@ -148,9 +148,9 @@ def desk_bubble(desk: Desk, lang: str, ui: Mapping[str, Text]) -> dict[str, Any]
         buttons.append({"type": "button", "style": "secondary", "height": "sm",
                         "action": {"type": "uri", "label": _fit(ui["chat_button"].get(lang)), "uri": desk.chat_url}})
         body.append(_t(ui["chat_no_history"].get(lang), size="xs", color="#555555"))
-    if desk.url:
+    if desk.official_url:
         buttons.append({"type": "button", "style": "link", "height": "sm",
-                        "action": {"type": "uri", "label": _fit(ui["web_button"].get(lang)), "uri": desk.url}})
+                        "action": {"type": "uri", "label": _fit(ui["web_button"].get(lang)), "uri": desk.official_url}})
     bubble: dict[str, Any] = {
         "type": "bubble", "size": "kilo",
         "body": {"type": "box", "layout": "vertical", "spacing": "sm", "contents": body},

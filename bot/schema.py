@@ -62,6 +62,38 @@ Label = Annotated[Text, AfterValidator(_neutral)]
 # ---------------------------------------------------------------- intents
 
 
+def _pattern(value: str) -> str:
+    """A regular expression over *normalised* text (bot.normalize: lower case, katakana
+    folded to hiragana, no punctuation or spaces except between latin words): a pattern
+    with upper-case latin letters or katakana could never match, so it is refused."""
+    try:
+        re.compile(value)
+    except re.error as exc:
+        raise ValueError(f"pattern {value!r} is not a valid regular expression: {exc}") from None
+    if any("A" <= ch <= "Z" or "\u30a1" <= ch <= "\u30f6" for ch in re.sub(r"\\.", "", value)):
+        raise ValueError(f"pattern {value!r} has upper-case latin or katakana: messages are matched after "
+                         "normalisation (lower case, hiragana), so write 'dv', 'かっと'")
+    return value
+
+
+Pattern = Annotated[str, Field(min_length=1), AfterValidator(_pattern)]
+
+
+class Guard(Strict):
+    """Positive evidence an intent needs before it may be answered. Where one wrong
+    answer is far worse than another (a DV victim reading the answer written for
+    abusers), the classifier is not trusted alone: every group in `all_of` must find
+    a pattern, and no pattern of `none_of` may be found. Otherwise the intent scores
+    nothing and `instead` gets its score."""
+
+    all_of: list[list[Pattern]] = Field(min_length=1)
+    none_of: list[Pattern] = []
+    instead: Id
+    # When the evidence holds, the intent is answered rather than `instead`: the classifier
+    # often hears "DV" and picks the victim's answer for a writer who says they hit.
+    promote: bool = False
+
+
 class Intent(Strict):
     id: Id
     priority: Literal["crisis", "normal"] = "normal"
@@ -70,6 +102,7 @@ class Intent(Strict):
     keywords: list[NonEmpty] = []
     examples: list[NonEmpty] = Field(min_length=1)
     negative_examples: list[NonEmpty] = []
+    guard: Guard | None = None
 
 
 class IntentFile(Strict):
@@ -106,6 +139,59 @@ class ThresholdFile(Strict):
     thresholds: Thresholds
 
 
+# ---------------------------------------------------------------- the crisis layer (bot/crisis.py)
+
+CrisisKindId = Literal["fire_medical", "danger", "suicide"]
+
+
+def _raw_pattern(value: str) -> str:
+    try:
+        re.compile(value)
+    except re.error as exc:
+        raise ValueError(f"pattern {value!r} is not a valid regular expression: {exc}") from None
+    return value
+
+
+class CrisisKind(Strict):
+    intent: Id  # the crisis intent it answers (the JSON contract's `intent`)
+    answer: Id  # the answer each city gives (emergency_119 leads with 119)
+    number: Literal["110", "119"] | None = None  # the number the answer must list first
+
+
+class CrisisCue(Strict):
+    name: Id  # what the evaluator reports (fire, gas, medical, ...)
+    kind: CrisisKindId
+    patterns: list[Pattern] = Field(min_length=1)
+    # Found in the same clause, these make the cue not count: a fire drill, 死ぬほど眠い.
+    unless: list[Pattern] = []
+    # A cue that names no danger of its own (「助けて」): when the message is clearly a
+    # sensitive topic whose answer leads with this kind's number (DV: 110 first, with
+    # the talk-history notice and quick exit), that answer is given instead.
+    topic_first: bool = False
+
+
+class CrisisFile(Strict):
+    # Kinds in order of precedence: when several are found, the first one answers.
+    kinds: dict[CrisisKindId, CrisisKind]
+    # Where one clause ends and the next begins, on the text as typed: sentence ends and
+    # discourse markers (「あと」「ところで」「ていうか」) that often introduce a second matter.
+    clause_breaks: list[Annotated[str, AfterValidator(_raw_pattern)]] = Field(min_length=1)
+    cues: list[CrisisCue] = Field(min_length=1)
+    # The crisis model's margin (0-100, like intent scores) at or above which a clause is a
+    # crisis without any cue; chosen on cross-validation for recall (python -m bot evaluate).
+    model_threshold: float = Field(ge=0, le=100)
+    # Below this margin the model's crisis also needs the intent classifier's agreement:
+    # its score for the crisis intent at least `crisis` in _thresholds.yaml.
+    model_sure: float = Field(ge=0, le=100)
+
+    @model_validator(mode="after")
+    def _complete(self) -> "CrisisFile":
+        missing = {"fire_medical", "danger", "suicide"} - set(self.kinds)
+        if missing:
+            raise ValueError(f"kinds lack {sorted(missing)}")
+        return self
+
+
 # ---------------------------------------------------------------- desks
 
 _PHONE_CHARS = re.compile(r"^[0-9０-９#＃\-－‐ー()（）\s]+$")
@@ -127,14 +213,39 @@ def tel_digits(number: str) -> str:
     return "".join(ch for ch in folded if ch.isdigit() or ch == "#")
 
 
+def dialable(digits: str) -> bool:
+    """Whether a phone can dial these digits as they are: a short service number
+    (110, 119, 189 ...), a # number (#9110), or a full number with its area or
+    service code (0963282716, 0120..., 0570..., 090...)."""
+    if digits.startswith("#"):
+        return len(digits) == 5 and digits[1:].isdigit()
+    if len(digits) == 3:
+        return digits.startswith("1")
+    return digits.startswith("0") and len(digits) in (10, 11)
+
+
 class Phone(Strict):
-    number: Annotated[str, AfterValidator(_phone_syntax)]
+    number: Annotated[str, AfterValidator(_phone_syntax)]  # printed exactly as the source prints it
     label: Text | None = None
+    # What the tel: button dials when the source prints the number without its area
+    # code (Minato's plan prints 「3578-2378」): the full number, area code included.
+    dial: Annotated[str, AfterValidator(_phone_syntax)] | None = None
+
+    @model_validator(mode="after")
+    def _dialable(self) -> "Phone":
+        digits = tel_digits(self.dial or self.number)
+        if not dialable(digits):
+            what = f"dial {self.dial!r}" if self.dial else f"{self.number!r}"
+            raise ValueError(f"{what} cannot be dialled from a phone as it is: add `dial:` with the full "
+                             "number (area code included), as the operator publishes it")
+        if self.dial and tel_digits(self.dial)[-len(tel_digits(self.number)):] != tel_digits(self.number):
+            raise ValueError(f"dial {self.dial!r} does not end with the printed number {self.number!r}")
+        return self
 
     @property
     def tel_uri(self) -> str:
         # '#' must be percent-encoded in a tel: URI.
-        return "tel:" + tel_digits(self.number).replace("#", "%23")
+        return "tel:" + tel_digits(self.dial or self.number).replace("#", "%23")
 
 
 class Desk(Strict):
@@ -143,7 +254,10 @@ class Desk(Strict):
     about: Text | None = None
     phones: list[Phone] = []
     hours: Text | None = None
-    url: Url | None = None
+    # The page the card's 公式ページ button opens: the operator's own page about this desk,
+    # never the page a fact was found on (that one belongs in `sources`, for staff).
+    # Left out where no such page is verified: then the card has no web button.
+    official_url: Url | None = None
     chat_url: Url | None = None
     sources: list[NonEmpty] = Field(min_length=1)
     last_checked: dt.date
@@ -153,7 +267,7 @@ class Desk(Strict):
     @property
     def reachable(self) -> bool:
         """Whether a resident could contact it from a card (kept in data either way)."""
-        return bool(self.phones or self.url or self.chat_url)
+        return bool(self.phones or self.official_url or self.chat_url)
 
     @property
     def emergency(self) -> bool:
