@@ -24,6 +24,7 @@ if TYPE_CHECKING:  # the matcher (scikit-learn) stays out of workers and other c
     from bot.dialogue import Turn
 
 DEFAULT_EVAL_FILE = Path("tests/data/labelled.yaml")
+DEFAULT_CRISIS_FILE = Path("tests/data/crisis_heldout.yaml")
 
 
 def main(argv: Sequence[str] | None = None, settings: Settings | None = None) -> int:
@@ -42,6 +43,8 @@ def main(argv: Sequence[str] | None = None, settings: Settings | None = None) ->
     ev = sub.add_parser("evaluate", help="measure understanding on a labelled YAML file")
     ev.add_argument("file", nargs="?", type=Path, help=f"labelled file (default {DEFAULT_EVAL_FILE})")
     ev.add_argument("--json", action="store_true", help="machine-readable report")
+    ev.add_argument("--crisis-file", type=Path, help=f"held-out crisis set (default {DEFAULT_CRISIS_FILE})")
+    ev.add_argument("--no-cv", action="store_true", help="skip the crisis cross-validation (five fits, about 30 s)")
 
     serve = sub.add_parser("serve", help="run the webhook (local mode without LINE credentials)")
     serve.add_argument("--host", help="listen address (default HOST or 127.0.0.1)")
@@ -105,7 +108,7 @@ def main(argv: Sequence[str] | None = None, settings: Settings | None = None) ->
     if args.command == "check":
         return cmd_check(args.root or settings.content_root, args.quiet_warnings)
     if args.command == "evaluate":
-        return cmd_evaluate(settings, args.file, args.json)
+        return cmd_evaluate(settings, args.file, args.json, args.crisis_file, not args.no_cv)
     if args.command == "worker":
         return cmd_worker(settings, args.burst)
     if args.command == "campaign":
@@ -148,7 +151,9 @@ def cmd_check(root: Path, quiet_warnings: bool = False, out: TextIO | None = Non
 # ---------------------------------------------------------------- evaluate
 
 
-def cmd_evaluate(settings: Settings, path: Path | None, as_json: bool) -> int:
+def cmd_evaluate(settings: Settings, path: Path | None, as_json: bool, crisis_path: Path | None = None,
+                 cv: bool = True) -> int:
+    from bot.crisis_eval import crisis_report, cross_validate, format_crisis, load_crisis_items
     from bot.evaluate import evaluate, format_report, load_items
     from bot.loader import load_catalog
     from bot.matching import Matcher
@@ -164,8 +169,23 @@ def cmd_evaluate(settings: Settings, path: Path | None, as_json: bool) -> int:
     except (OSError, ValueError) as exc:
         print(f"cannot read {path}: {exc}", file=sys.stderr)
         return 1
-    report = evaluate(Matcher(catalog, settings.model_cache_dir), items)
-    print(json.dumps(report, ensure_ascii=False, indent=2) if as_json else format_report(report))
+    crisis_path = crisis_path or settings.content_root / DEFAULT_CRISIS_FILE
+    try:
+        crisis_items = load_crisis_items(crisis_path) if crisis_path.is_file() else []
+    except (OSError, ValueError) as exc:
+        print(f"cannot read {crisis_path}: {exc}", file=sys.stderr)
+        return 1
+    matcher = Matcher(catalog, settings.model_cache_dir)
+    report = evaluate(matcher, items)
+    city = catalog.city(settings.city)
+    report["crisis"] = crisis_report(matcher, city, crisis_items) if crisis_items else None
+    report["crisis_cv"] = cross_validate(catalog) if cv else None
+    if as_json:
+        print(json.dumps(report, ensure_ascii=False, indent=2))
+    else:
+        print(format_report(report))
+        if report["crisis"]:
+            print(format_crisis(report["crisis"], report["crisis_cv"]))
     return 0
 
 

@@ -104,7 +104,7 @@ class Dialogue:
             self.store.await_free_text(user_id, None)
             match = self.matcher.match(text)
             # A crisis is never swallowed as a survey comment.
-            if not (match.decision == "answer" and match.intent in self.matcher.crisis):
+            if not (match.decision == "answer" and (match.intent in self.matcher.crisis or match.crisis)):
                 from bot import campaigns
 
                 try:
@@ -118,8 +118,14 @@ class Dialogue:
             return self.answer(user_id, picked, lang, state, score=100.0)
 
         match = self.matcher.match(text)
+        named_crisis = match.crisis is not None and match.crisis.evidence != "model" and not match.crisis.plea
+        if state.last_intent in self.matcher.crisis and match.followup and not named_crisis:
+            # 「つながらない」 right after the suicide answer: its other lines, not a new topic;
+            # a crisis named in the message (a fire) still gets its own answer
+            return self._followup(match.followup, lang, state, match.score, match.candidates)
         if match.decision == "answer" and match.intent:
-            return self.answer(user_id, match.intent, lang, state, match.score, match.candidates)
+            return self.answer(user_id, match.intent, lang, state, match.score, match.candidates,
+                               answer_id=match.answer, also=match.also)
         if match.decision == "followup" and match.followup:
             return self._followup(match.followup, lang, state, match.score, match.candidates)
         if match.decision == "clarify":
@@ -282,9 +288,14 @@ class Dialogue:
     # ------------------------------------------------------------ building blocks
 
     def answer(self, user_id: str, intent_id: str, lang: str, state: ConvState,
-               score: float = 100.0, candidates: Sequence[Candidate] = ()) -> Turn:
+               score: float = 100.0, candidates: Sequence[Candidate] = (),
+               answer_id: str | None = None, also: str | None = None) -> Turn:
+        """The answer to an intent. A crisis may come with its own answer (emergency_119 leads
+        with 119) and with the topic the message also raised, offered as the next step."""
         intent = self.catalog.by_id[intent_id]
-        answer = self.city.answers[intent_id]
+        answer = self.city.answers[answer_id or intent_id]
+        if also is not None and not self.city.answers[also].desks:
+            also = None  # greetings and thanks are no next step
         if answer.opens == "alert_settings" and self.subscriptions is not None:
             # 「設定を見る」「地域を変えたい」 from someone already subscribed: their current
             # choice, with the buttons that change it, says more than the introduction.
@@ -312,6 +323,9 @@ class Dialogue:
             if show_notice:
                 out.append(self._notice(lang))
             actions: list[m.QuickAction] = []
+            if also is not None:
+                label = self.catalog.by_id[also].label.get(lang)
+                actions.append(m.QuickAction(label, m.postback_data("intent", id=also), display=label))
             if answer.opens:
                 actions += self._opens_actions(answer.opens, lang)
             if answer.show_menu:
@@ -327,7 +341,7 @@ class Dialogue:
             m.with_quick_reply(out[-1], actions)
             return out
 
-        out, wire = self._cached(("answer", intent_id, lang, show_notice), build)
+        out, wire = self._cached(("answer", intent_id, answer_id, also, lang, show_notice), build)
         self.store.remember_answer(user_id, intent_id, sensitive=sensitive,
                                    notice_shown=show_notice or state.notice_shown)
         return Turn(out, "answer", intent_id, score, tuple(candidates), sensitive=sensitive, lang=lang, wire=wire)

@@ -62,6 +62,8 @@ def _summary(items: Sequence[Item], scored: Sequence[Scores], th: Thresholds,
              crisis: frozenset[str]) -> dict[str, Any]:
     outcomes = [_outcome(i, s, th, crisis) for i, s in zip(items, scored)]
     in_scope = [(i, o) for i, o in zip(items, outcomes) if i.expect is not None]
+    # Out-of-scope messages answered as a crisis (「レポート終わらなくて死にそう笑」 must not get 110).
+    false_crisis = [s for i, s in zip(items, scored) if i.expect is None and _crisis_answer(s, th, crisis)]
     oos = [o for i, o in zip(items, outcomes) if i.expect is None]
     crisis_items = [(i, o) for i, o in in_scope if set(i.expect or ()) & crisis]
     return {
@@ -71,7 +73,13 @@ def _summary(items: Sequence[Item], scored: Sequence[Scores], th: Thresholds,
         "crisis_recall": _rate(sum(ok for _, (_, ok) in crisis_items), len(crisis_items)),
         "fallback_rate": _rate(sum(g == FALLBACK for g, _ in outcomes), len(items)),
         "clarify_rate": _rate(sum(g == CLARIFY for g, _ in outcomes), len(items)),
+        "false_crisis": _rate(len(false_crisis), len(items) - len(in_scope)),
     }
+
+
+def _crisis_answer(scores: Scores, th: Thresholds, crisis: frozenset[str]) -> bool:
+    match = decide(scores, th, crisis)
+    return match.decision == "answer" and (match.intent in crisis or match.crisis is not None)
 
 
 def _rate(hits: int, total: int) -> float | None:
@@ -138,6 +146,7 @@ def format_report(report: dict[str, Any]) -> str:
         f"in-scope accuracy:      {pct(report['in_scope_accuracy'])}",
         f"crisis recall:          {pct(report['crisis_recall'])}",
         f"out-of-scope fallback:  {pct(report['out_of_scope_fallback'])}",
+        f"false crisis (out of scope): {pct(report['false_crisis'])}",
         f"fallback rate:          {pct(report['fallback_rate'])}",
         f"clarify rate:           {pct(report['clarify_rate'])}",
         "",

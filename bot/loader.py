@@ -21,6 +21,8 @@ from bot.schema import (
     Answer,
     AnswerFile,
     CityFile,
+    CrisisFile,
+    CrisisKind,
     Desk,
     DeskFile,
     FollowupFile,
@@ -34,6 +36,7 @@ from bot.schema import (
     ThresholdFile,
     Thresholds,
     UiFile,
+    tel_digits,
 )
 
 # Interface strings the code uses (content/national/ui.yaml must define them all).
@@ -93,6 +96,7 @@ class Catalog:
     out_of_scope: tuple[str, ...]
     followups: Mapping[str, list[str]]
     thresholds: Thresholds
+    crisis: CrisisFile
     cities: Mapping[str, City]
     ui: Mapping[str, Text]
     by_id: Mapping[str, Intent] = field(init=False)
@@ -219,7 +223,7 @@ def load(root: Path, today: dt.date | None = None) -> tuple[Catalog | None, list
         return _Doc(path, str(path.relative_to(root)), problems)
 
     intents_dir, content_dir = root / "intents", root / "content"
-    special = {"_synonyms.yaml", "_out_of_scope.yaml", "_followups.yaml", "_thresholds.yaml"}
+    special = {"_synonyms.yaml", "_out_of_scope.yaml", "_followups.yaml", "_thresholds.yaml", "_crisis.yaml"}
     for name in sorted(special):
         if not (intents_dir / name).is_file():
             problems.append(Problem(f"intents/{name}", "", "file is missing"))
@@ -246,6 +250,7 @@ def load(root: Path, today: dt.date | None = None) -> tuple[Catalog | None, list
     oos, oos_doc = special_file("_out_of_scope.yaml", OutOfScopeFile)
     followups, _ = special_file("_followups.yaml", FollowupFile)
     thresholds, _ = special_file("_thresholds.yaml", ThresholdFile)
+    crisis, crisis_doc = special_file("_crisis.yaml", CrisisFile)
 
     normalize = Normalizer(synonyms.synonyms if synonyms else {})
     _check_intents(intents, oos, oos_doc, normalize)
@@ -263,24 +268,38 @@ def load(root: Path, today: dt.date | None = None) -> tuple[Catalog | None, list
 
     national = _load_desks(content_dir / "national" / "desks.yaml", doc, {}, today, required=True, problems=problems)
     intent_ids = {i.id: i for i, _, _ in intents}
+    for intent, d, i in intents:
+        if intent.guard and intent.guard.instead not in intent_ids:
+            d.problem(("intents", i, "guard", "instead"), f"unknown intent {intent.guard.instead!r}")
+    crisis_answers: dict[str, CrisisKind] = {}
+    if crisis and crisis_doc:
+        for kind, spec in crisis.kinds.items():
+            target = intent_ids.get(spec.intent)
+            if target is None or target.priority != "crisis":
+                crisis_doc.problem(("kinds", kind, "intent"), f"{spec.intent!r} is not a crisis intent")
+            elif spec.answer != spec.intent and spec.answer in intent_ids:
+                crisis_doc.problem(("kinds", kind, "answer"), f"{spec.answer!r} is another intent's answer")
+            else:
+                crisis_answers[spec.answer] = spec
     cities: dict[str, City] = {}
     city_dirs = sorted(p.parent for p in content_dir.glob("*/city.yaml"))
     if not city_dirs:
         problems.append(Problem("content", "", "no city profile (content/<city>/city.yaml)"))
     for city_dir in city_dirs:
-        city = _load_city(city_dir, doc, national, intent_ids, today, problems, ui.ui if ui else {})
+        city = _load_city(city_dir, doc, national, intent_ids, crisis_answers, today, problems, ui.ui if ui else {})
         if city:
             cities[city.id] = city
 
     if any(p.severity == "error" for p in problems):
         return None, problems
-    assert synonyms and oos and followups and thresholds and ui
+    assert synonyms and oos and followups and thresholds and ui and crisis
     catalog = Catalog(
         intents=tuple(i for i, _, _ in intents),
         synonyms=synonyms.synonyms,
         out_of_scope=tuple(oos.examples),
         followups=followups.followups,
         thresholds=thresholds.thresholds,
+        crisis=crisis,
         cities=cities,
         ui=ui.ui,
     )
@@ -358,7 +377,8 @@ def _load_desks(path: Path, doc: Any, national: Mapping[str, Desk], today: dt.da
 
 
 def _load_city(city_dir: Path, doc: Any, national: Mapping[str, Desk], intents: Mapping[str, Intent],
-               today: dt.date, problems: list[Problem], ui: Mapping[str, Text]) -> City | None:
+               crisis_answers: Mapping[str, CrisisKind], today: dt.date, problems: list[Problem],
+               ui: Mapping[str, Text]) -> City | None:
     rel = city_dir.name
     city_doc: _Doc = doc(city_dir / "city.yaml")
     config = city_doc.parse(CityFile)
@@ -396,14 +416,16 @@ def _load_city(city_dir: Path, doc: Any, national: Mapping[str, Desk], intents: 
     if config.id != rel:
         city_doc.problem(("id",), f"city id {config.id!r} must match its folder {rel!r}")
 
-    for intent_id in intents:
+    for intent_id in [*intents, *crisis_answers]:
         if intent_id not in answers:
             problems.append(Problem(f"{Path(city_doc.rel).parent}/answers.yaml", "answers",
-                                    f"no answer for intent {intent_id!r} in city {rel!r}"))
+                                    f"no answer for {'crisis answer' if intent_id in crisis_answers else 'intent'} {intent_id!r} in city {rel!r}"))
     for intent_id, answer in answers.items():
         answers_doc = answer_docs[intent_id]
         loc = ("answers", intent_id)
-        intent = intents.get(intent_id)
+        # A crisis kind's own answer (emergency_119) is checked as its intent's answer.
+        kind = crisis_answers.get(intent_id)
+        intent = intents.get(kind.intent if kind else intent_id)
         if intent is None:
             answers_doc.problem(loc, f"answer for unknown intent {intent_id!r}")
             continue
@@ -416,7 +438,9 @@ def _load_city(city_dir: Path, doc: Any, national: Mapping[str, Desk], intents: 
         if intent.priority == "crisis":
             first = desks.get(answer.desks[0]) if answer.desks else None
             if first is None or not first.emergency:
-                answers_doc.problem(loc + ("desks",), "a crisis answer must list 110 or 119 first (safety-design §6)")
+                answers_doc.problem(loc + ("desks",), "a crisis answer must list 110 or 119 first (docs/crisis.md)")
+            elif kind and kind.number and tel_digits(first.phones[0].number) != kind.number:
+                answers_doc.problem(loc + ("desks",), f"this crisis answer must list {kind.number} first (docs/crisis.md)")
         _never_say(answers_doc, loc + ("text",), answer.text)
         if intent_id.startswith(("reentry_", "hire_ex_offender")):
             for value in answer.text.values():

@@ -26,6 +26,7 @@ import json
 import logging
 import os
 import pickle
+import re
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -35,13 +36,14 @@ from typing import Literal
 
 import numpy as np
 from rapidfuzz import fuzz, process
-from scipy.sparse import csr_matrix
+from scipy.sparse import csr_matrix, vstack
 from sklearn.svm import LinearSVC
 
-from bot.loader import Catalog
+from bot.crisis import NONE, CrisisLayer, Verdict
+from bot.loader import Catalog, City
 from bot.ngrams import Features
 from bot.normalize import Cue, Normalizer
-from bot.schema import Thresholds
+from bot.schema import Answer, Thresholds, tel_digits
 
 log = logging.getLogger(__name__)
 OUT_OF_SCOPE = "_out_of_scope"
@@ -88,6 +90,8 @@ class Scores:
     followups: dict[str, float]
     # crisis intents whose keywords occur in the message: a cue that topic words never outvote
     crisis_cues: frozenset[str] = frozenset()
+    # what the crisis layer found (bot.crisis): it outranks every other decision
+    crisis: Verdict | None = None
 
 
 @dataclass(frozen=True)
@@ -96,35 +100,57 @@ class Match:
     intent: str | None
     score: float
     candidates: tuple[Candidate, ...]  # top candidates, best first (for clarify and the JSON contract)
-    followup: str | None = None  # "phone" / "more" when the message asks about the last answer
+    # "phone" / "more": the decision when the message asks about the last answer, and a hint
+    # (for the dialogue) with any other decision when it reads as one too
+    followup: str | None = None
+    # A crisis answer: the crisis layer's verdict (its kind picks the answer: 119 or 110 first)
+    # and the topic the message also raised, offered as the next step.
+    crisis: Verdict | None = None
+    also: str | None = None
+    answer: str | None = None  # the city answer to give, when not the intent's own (emergency_119)
+
+    @property
+    def answer_id(self) -> str | None:
+        return self.answer or self.intent
 
 
 # Bump when what is cached changes shape (the code's own sources are hashed too).
-MODEL_FORMAT = 1
+MODEL_FORMAT = 2
 
 
-def _fingerprint(targets: Sequence[str], examples: Sequence[str], owner: np.ndarray) -> str:
+def _fingerprint(targets: Sequence[str], examples: Sequence[str], owner: np.ndarray,
+                 crisis_labels: Sequence[str], crisis_negatives: Sequence[str]) -> str:
     """What the fitted model depends on: the normalised training texts and their targets,
     the feature and matching code, and the libraries that fit and read them."""
     digest = hashlib.sha256()
     versions = [MODEL_FORMAT, SVM_C] + [metadata.version(p) for p in ("scikit-learn", "fugashi", "unidic-lite",
                                                                         "numpy", "scipy")]
     digest.update(json.dumps(versions).encode())
-    for module in ("ngrams.py", "normalize.py", "matching.py"):
+    for module in ("ngrams.py", "normalize.py", "matching.py", "crisis.py"):
         digest.update((Path(__file__).parent / module).read_bytes())
-    digest.update(json.dumps([list(targets), list(examples)], ensure_ascii=False).encode())
+    digest.update(json.dumps([list(targets), list(examples), list(crisis_labels), list(crisis_negatives)],
+                             ensure_ascii=False).encode())
     digest.update(owner.tobytes())
     return digest.hexdigest()[:32]
 
 
-def _fit(examples: Sequence[str], owner: np.ndarray) -> tuple[Features, csr_matrix, LinearSVC]:
+Fitted = tuple[Features, csr_matrix, LinearSVC, LinearSVC]
+
+
+def _fit(examples: Sequence[str], owner: np.ndarray, crisis_labels: Sequence[str],
+         crisis_negatives: Sequence[str], layer: CrisisLayer) -> Fitted:
     features, matrix = Features.fit(examples)
     # The fixed seed keeps every start-up's model identical.
-    return features, matrix, LinearSVC(C=SVM_C, random_state=0).fit(matrix, owner)
+    svm = LinearSVC(C=SVM_C, random_state=0).fit(matrix, owner)
+    # The crisis model also learns from the crisis intents' negative examples (「死ぬほど眠い」).
+    rows = vstack([matrix, features.matrix(crisis_negatives)]) if crisis_negatives else matrix
+    layer.fit(rows.tocsr(), [*crisis_labels, *[NONE] * len(crisis_negatives)])
+    assert layer.model is not None
+    return features, matrix, svm, layer.model
 
 
-def _fit_cached(cache_dir: Path | None, key: str, examples: Sequence[str],
-                owner: np.ndarray) -> tuple[Features, csr_matrix, LinearSVC]:
+def _fit_cached(cache_dir: Path | None, key: str, examples: Sequence[str], owner: np.ndarray,
+                crisis_labels: Sequence[str], crisis_negatives: Sequence[str], layer: CrisisLayer) -> Fitted:
     """Fitting takes about 3 s of CPU at every start (serve, chat, evaluate, each worker
     of a test run); the same content and code give the same model, so it is kept on disk
     under a hash of both. Only this program writes that folder (pickle runs code on load:
@@ -136,7 +162,7 @@ def _fit_cached(cache_dir: Path | None, key: str, examples: Sequence[str],
                 return pickle.load(file)
         except Exception:  # noqa: BLE001 - a damaged or foreign file: fit instead
             log.warning("model cache %s unreadable; fitting again", path)
-    fitted = _fit(examples, owner)
+    fitted = _fit(examples, owner, crisis_labels, crisis_negatives, layer)
     if path is not None:
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -149,6 +175,16 @@ def _fit_cached(cache_dir: Path | None, key: str, examples: Sequence[str],
         except OSError as exc:
             log.info("model cache not written (%s); the next start fits again", exc)
     return fitted
+
+
+def _leading_with(catalog: Catalog, number: str, crisis: frozenset[str]) -> frozenset[str]:
+    """Topic intents whose answer lists a desk with this number first, in every city."""
+    def leads(answer: Answer, city: City) -> bool:
+        first = city.desks[answer.desks[0]] if answer.desks else None
+        return bool(first and first.phones and tel_digits(first.phones[0].number) == number)
+
+    return frozenset(i.id for i in catalog.intents if i.id not in crisis and i.flow == "sensitive"
+                     and all(leads(city.answers[i.id], city) for city in catalog.cities.values()))
 
 
 class Matcher:
@@ -167,8 +203,17 @@ class Matcher:
         self._examples = [self.normalize(e) for _, examples in targets for e in examples]
         self._owner = np.array([n for n, (_, examples) in enumerate(targets) for _ in examples], dtype=np.int64)
         self._lengths = np.array([len(e) for e in self._examples], dtype=np.float32)
-        self.fingerprint = _fingerprint(self._targets, self._examples, self._owner)
-        self._features, matrix, self._svm = _fit_cached(cache_dir, self.fingerprint, self._examples, self._owner)
+        self.crisis_layer = CrisisLayer(catalog.crisis, self.normalize)
+        crisis_labels = [self.crisis_layer.label(self._targets[o], e) for o, e in zip(self._owner, self._examples)]
+        crisis_negatives = [self.normalize(e) for i in catalog.intents if i.priority == "crisis"
+                            for e in i.negative_examples]
+        self.fingerprint = _fingerprint(self._targets, self._examples, self._owner, crisis_labels, crisis_negatives)
+        self._features, matrix, self._svm, crisis_model = _fit_cached(
+            cache_dir, self.fingerprint, self._examples, self._owner, crisis_labels, crisis_negatives,
+            self.crisis_layer)
+        self.crisis_layer.use(crisis_model)
+        self.crisis_layer.covers = {kind: _leading_with(catalog, spec.number, self.crisis)
+                                    for kind, spec in catalog.crisis.kinds.items() if spec.number}
         # Per message only the postings of its own n-grams are touched (see _cosine()).
         self._postings = matrix.tocsc()
         # n-grams in more than 5% of the examples (「して」「です」) rank nothing and carry most postings.
@@ -184,6 +229,24 @@ class Matcher:
         }
         self._keywords = [(k, Cue(w)) for k, i in enumerate(catalog.intents)
                           for w in map(self.normalize, i.keywords) if w]
+        # Intents that need positive evidence before they may be answered (schema.Guard).
+        index = {intent_id: k for k, intent_id in enumerate(self.intent_ids)}
+        self._guards = [(k, [re.compile("|".join(group)) for group in i.guard.all_of],
+                         re.compile("|".join(i.guard.none_of)) if i.guard.none_of else None,
+                         index[i.guard.instead], i.guard.promote)
+                        for k, i in enumerate(catalog.intents) if i.guard]
+
+    def _guard(self, query: str, scores: np.ndarray) -> None:
+        """An intent whose evidence is missing scores nothing; its `instead` takes its score
+        (a message naming DV with no sign that the writer is the one who harms is the
+        victim's, whatever the classifier thought)."""
+        for k, all_of, none_of, instead, promote in self._guards:
+            held = all(group.search(query) for group in all_of) and not (none_of and none_of.search(query))
+            if not held:
+                scores[instead] = max(scores[instead], scores[k])
+                scores[k] = 0.0
+            elif promote and scores[instead] >= scores[k]:
+                scores[k], scores[instead] = scores[instead], scores[instead] - self.thresholds.margin - 1.0
 
     def _fuzzy(self, query: str, choices: Sequence[str], lengths: np.ndarray) -> np.ndarray:
         ratio = process.cdist([query], choices, scorer=fuzz.ratio, dtype=np.float32)[0]
@@ -249,13 +312,25 @@ class Matcher:
                 if near >= NEGATIVE_MIN and near > fuzzy[k]:
                     scores[k] -= NEGATIVE_PENALTY
 
+        self._guard(query, scores)
         scores = np.clip(scores, 0.0, 100.0)
         order = np.argsort(-scores, kind="stable")
         ranked = tuple(Candidate(self.intent_ids[k], round(float(scores[k]), 1)) for k in order)
         # Follow-ups ("電話番号は？") are targets of their own, on the same scale as intents.
         followups = {name[len(FOLLOWUP_PREFIX):]: round(float(blend[k]), 1)
                      for k, name in enumerate(self._targets) if k > n}
-        return Scores(query, ranked, round(float(blend[n]), 1), followups, cues)
+        verdict = self.crisis_layer.detect(text, (query, columns, weights), self.vector)
+        if verdict and verdict.evidence == "model" and verdict.score < self.crisis_layer.sure:
+            # an unsure model needs the classifier to agree that this is that crisis
+            # (its score high enough, and the classifier's top or within the clarify margin of it)
+            agree = next(c.score for c in ranked if c.intent == verdict.intent)
+            if agree < self.thresholds.crisis or agree < ranked[0].score - self.thresholds.margin:
+                verdict = None
+        return Scores(query, ranked, round(float(blend[n]), 1), followups, cues, verdict)
+
+    def vector(self, query: str) -> tuple[np.ndarray, np.ndarray]:
+        """Feature columns and weights of one normalised text."""
+        return self._features.vector(query)
 
     def match(self, text: str) -> Match:
         return decide(self.score(text), self.thresholds, self.crisis)
@@ -270,29 +345,46 @@ def decide(scores: Scores, th: Thresholds, crisis: frozenset[str]) -> Match:
     # as much a theft report as small talk, the resident gets the theft answer.
     out_of_scope_wins = scores.out_of_scope >= th.floor and scores.out_of_scope > top.score + th.margin
 
-    # Crisis first: a crisis cue is never lost to fallback or disambiguation. A strong
-    # crisis score answers whatever else scored; a fair one answers when it is the top
-    # or within the clarify margin of it (never a 「もしかして」 between crisis and else).
+    # Whether the message also reads as 「ほかには？」「番号は？」: the dialogue, which knows
+    # the last answer, may take it as a follow-up (「つながらない」 after the suicide answer).
+    kind, followup = max(scores.followups.items(), key=lambda kv: kv[1], default=(None, 0.0))
+    hint = kind if followup >= th.confident else None
+
+    # The crisis layer first: what it found outranks everything; a topic the message also
+    # raised (a theft told before 「生きてるのがしんどい」) is offered as the next step.
+    verdict = scores.crisis
+    if verdict is not None:
+        topic = next((c for c in ranked if c.intent not in crisis), None)
+        clear = topic.intent if topic and topic.score >= th.confident else None
+        # A topic whose own answer leads with the right number (DV: 110 first, with the notice
+        # and quick exit) answers a plea; any other evidence only when the classifier, too,
+        # hears the topic more than the crisis (「夫に殴られています」 is the DV answer).
+        agrees = topic is not None and (verdict.plea or topic.score > next(
+            c.score for c in ranked if c.intent == verdict.intent))
+        if clear in verdict.covers and agrees:
+            return Match("answer", clear, topic.score if topic else 0.0, head, followup=hint, crisis=verdict)
+        # the next step only where the message has several clauses: one clause is one matter
+        # (「いま後をつけられてる」 needs no stalking button under the 110 card)
+        also = clear if verdict.clauses > 1 else None
+        return Match("answer", verdict.intent, max(top.score, verdict.score), head, followup=hint,
+                     crisis=verdict, also=also, answer=verdict.answer)
+    # The classifier alone answers a crisis only when it is very sure; everything else
+    # about crises is the crisis layer's (its cues carry their `unless` exceptions).
     best_crisis = max((c for c in ranked if c.intent in crisis), key=lambda c: c.score, default=None)
-    cued = [c for c in ranked if c.intent in scores.crisis_cues]
-    if cued:
-        return Match("answer", cued[0].intent, cued[0].score, head)
-    if best_crisis is not None:
-        near_top = best_crisis.score >= top.score - th.margin
-        if best_crisis.score >= th.crisis_strong or (best_crisis.score >= th.crisis and near_top):
-            return Match("answer", best_crisis.intent, best_crisis.score, head)
+    if best_crisis is not None and best_crisis.score >= th.crisis_strong:
+        return Match("answer", best_crisis.intent, best_crisis.score, head, followup=hint)
 
     shortlist = tuple(c for c in head if c.score >= th.floor)
-    kind, followup = max(scores.followups.items(), key=lambda kv: kv[1], default=(None, 0.0))
     if kind and followup >= th.confident and followup > top.score and followup >= scores.out_of_scope:
         return Match("followup", None, followup, shortlist, followup=kind)
     if out_of_scope_wins:
-        return Match("fallback", None, top.score, shortlist)
+        return Match("fallback", None, top.score, shortlist, followup=hint)
     if top.score >= th.confident:
         runner_up = ranked[1].score if len(ranked) > 1 else 0.0
         if top.score - runner_up > th.margin:
-            return Match("answer", top.intent, top.score, head)
-        return Match("clarify", None, top.score, tuple(c for c in head if top.score - c.score <= th.margin))
+            return Match("answer", top.intent, top.score, head, followup=hint)
+        return Match("clarify", None, top.score, tuple(c for c in head if top.score - c.score <= th.margin),
+                     followup=hint)
     if top.score >= th.floor:
-        return Match("clarify", None, top.score, shortlist)
-    return Match("fallback", None, top.score, shortlist)
+        return Match("clarify", None, top.score, shortlist, followup=hint)
+    return Match("fallback", None, top.score, shortlist, followup=hint)

@@ -1,0 +1,154 @@
+"""The crisis layer: find a resident in danger in any clause of a message, before anything else.
+
+One classifier answering one intent per message missed crises it had not seen
+(a fire told in the second sentence after a fraud question, a farewell without
+the word death, a collapse answered with the elderly-reentry desk). This layer
+looks for a crisis on its own, recall first, and its verdict outranks every
+other decision (docs/crisis.md):
+- the message is cut into clauses (sentence ends and discourse markers such as
+  「あと」「ところで」「ていうか」, from intents/_crisis.yaml);
+- in each clause, curated cues (regular expressions over normalised text, with
+  `unless` patterns for a fire drill or 「死ぬほど眠い」) and a crisis model of its
+  own (a linear SVM over the matcher's n-gram features, classes none / fire_medical
+  / danger / suicide, weighted for recall) each find a crisis kind;
+- a kind found by a cue beats one found only by the model; among cues the order of
+  `kinds` decides (fire and medical first: 119 leads; danger from people: 110).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.sparse import csr_matrix
+from sklearn.svm import LinearSVC
+
+from bot.normalize import Normalizer
+from bot.schema import CrisisFile
+
+NONE = "none"
+# The crisis model's regularisation and class weights: "balanced" gives the few crisis
+# examples the weight of all the others together, which is what recall first means here.
+MODEL_C = 0.5
+
+
+@dataclass(frozen=True)
+class Verdict:
+    kind: str  # fire_medical | danger | suicide
+    intent: str  # the crisis intent answered (emergency, suicide_crisis)
+    answer: str  # the city's answer for this kind (emergency_119 leads with 119)
+    clause: int  # where it was found: 0 the whole message, n the n-th clause
+    evidence: str  # the cue's name, or "model"
+    score: float  # 100 for a cue; the model's margin (0-100) otherwise
+    # Topic intents whose own answer already leads with this kind's number in every city
+    # (the DV answer lists 110 first): a message that is clearly that topic gets it.
+    covers: frozenset[str] = frozenset()
+    plea: bool = False  # found by a cue that names no danger of its own (「助けて」)
+    clauses: int = 1  # how many clauses the message has
+
+
+def _alternation(patterns: Sequence[str]) -> re.Pattern[str] | None:
+    return re.compile("|".join(f"(?:{p})" for p in patterns)) if patterns else None
+
+
+class CrisisLayer:
+    """Cues and clause breaks from intents/_crisis.yaml, and the fitted crisis model."""
+
+    def __init__(self, spec: CrisisFile, normalize: Normalizer) -> None:
+        self.spec = spec
+        self.normalize = normalize
+        self.kinds = list(spec.kinds)  # precedence order
+        self._breaks = re.compile("|".join(f"(?:{p})" for p in spec.clause_breaks))
+        self._cues = [(cue.name, cue.kind, _alternation(cue.patterns), _alternation(cue.unless))
+                      for cue in spec.cues]
+        self._topic_first = {cue.name for cue in spec.cues if cue.topic_first} | {"model"}
+        self.threshold = spec.model_threshold
+        self.sure = spec.model_sure
+        self.covers: dict[str, frozenset[str]] = {}
+        self.model: LinearSVC | None = None
+        self._coef: np.ndarray | None = None
+        self._intercept: np.ndarray | None = None
+        self._classes: list[str] = []
+
+    # ------------------------------------------------------------ training
+
+    def label(self, intent: str | None, example: str) -> str:
+        """The model's class of a training example: its crisis kind, or none. An emergency
+        example with a fire, gas or medical cue is fire_medical, so the model learns 119 too."""
+        if intent == self.spec.kinds["suicide"].intent:
+            return "suicide"
+        if intent == self.spec.kinds["danger"].intent:
+            found = self.cue_kinds(example)
+            return "fire_medical" if "fire_medical" in found else "danger"
+        return NONE
+
+    def fit(self, matrix: csr_matrix, labels: Sequence[str]) -> None:
+        model = LinearSVC(C=MODEL_C, class_weight="balanced", random_state=0).fit(matrix, np.array(labels))
+        self.use(model)
+
+    def use(self, model: LinearSVC) -> None:
+        self.model = model
+        self._classes = [str(c) for c in model.classes_]
+        self._coef = np.ascontiguousarray(model.coef_.T, dtype=np.float32)
+        self._intercept = model.intercept_.astype(np.float32)
+
+    # ------------------------------------------------------------ per message
+
+    def clauses(self, text: str) -> list[str]:
+        parts = [p for p in self._breaks.split(text) if p and p.strip()]
+        return parts or [text]
+
+    def cue_kinds(self, normalised: str) -> dict[str, str]:
+        """Crisis kinds whose cues occur in one normalised clause: kind -> cue name (a named
+        danger rather than a plea where both occur)."""
+        found: dict[str, str] = {}
+        for name, kind, pattern, unless in self._cues:
+            if pattern is None or not pattern.search(normalised):
+                continue
+            if unless is not None and unless.search(normalised):
+                continue
+            if kind not in found or found[kind] in self._topic_first:
+                found[kind] = name
+        return found
+
+    def model_kind(self, columns: np.ndarray, weights: np.ndarray) -> tuple[str, float]:
+        """The model's most likely crisis kind for one clause and its score (0-100)."""
+        assert self._coef is not None and self._intercept is not None
+        margins = weights @ self._coef[columns] + self._intercept
+        best, score = NONE, -1.0
+        for cls, margin in zip(self._classes, margins):
+            if cls != NONE and 50.0 + 50.0 * float(margin) > score:
+                best, score = cls, 50.0 + 50.0 * float(margin)
+        return best, max(0.0, min(100.0, score))
+
+    def detect(self, text: str, whole: tuple[str, np.ndarray, np.ndarray],
+               vector: Callable[[str], tuple[np.ndarray, np.ndarray]]) -> Verdict | None:
+        """The crisis in a message, if any. `whole` is the message's normalised text and
+        features (already computed by the matcher); `vector` computes a clause's features."""
+        raw = self.clauses(text)
+        # The whole message too: a cue may straddle a line break.
+        clauses = [whole] + ([] if len(raw) == 1 else [(q, *vector(q)) for q in map(self.normalize, raw) if q])
+        cued: list[tuple[int, int, str, str]] = []  # (precedence, clause, kind, cue)
+        modelled: list[tuple[float, int, str]] = []
+        for n, (query, columns, weights) in enumerate(clauses):
+            for kind, name in self.cue_kinds(query).items():
+                # a named danger outranks a plea of the same kind
+                cued.append((self.kinds.index(kind), name in self._topic_first, n, kind, name))
+            if self._coef is not None and len(columns):
+                kind, score = self.model_kind(columns, weights)
+                if kind != NONE and score >= self.threshold:
+                    modelled.append((score, n, kind))
+        if cued:
+            *_, n, kind, name = min(cued)
+            return self._verdict(kind, n, name, 100.0, len(raw))
+        if modelled:
+            score, n, kind = max(modelled)
+            return self._verdict(kind, n, "model", round(score, 1), len(raw))
+        return None
+
+    def _verdict(self, kind: str, clause: int, evidence: str, score: float, clauses: int) -> Verdict:
+        spec = self.spec.kinds[kind]  # type: ignore[index]
+        return Verdict(kind, spec.intent, spec.answer, clause, evidence, score, self.covers.get(kind, frozenset()),
+                       plea=evidence in self._topic_first and evidence != "model", clauses=clauses)

@@ -1,0 +1,142 @@
+"""The crisis layer and the DV guard (issue 11), through the real matcher, content and Redis.
+
+The sets under tests/data were written by helpers who never saw our examples or cues:
+- crisis_heldout.yaml: crisis messages of seven kinds and non-crisis near-misses;
+- crisis_conversations.yaml: short conversations whose last turn is a crisis;
+- dv_phrasings.yaml: DV victims, people asking for them, and people who harm a partner.
+"""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from bot.crisis_eval import crisis_report, first_number, is_crisis_answer, load_crisis_items
+from bot.dialogue import TextInput
+from bot.settings import REPO_ROOT
+from tests.test_dialogue import buttons
+
+DATA = REPO_ROOT / "tests" / "data"
+USER = "U0123456789abcdef0123456789abcdef"
+DV_TABLE = yaml.safe_load((DATA / "dv_phrasings.yaml").read_text(encoding="utf-8"))
+VICTIMS = [i["text"] for i in DV_TABLE if i["expect"] == "dv"]
+# The phrasings residents were seen to get the abuser's answer, or no DV answer, for.
+REPORTED_DV = ["DVの相談をしたい", "DVを受けています", "DV", "DV受けてます", "DVにあっている",
+               "I am being abused by my partner", "DVされてる", "家庭内暴力", "DV被害", "DV相談"]
+# Floors just under the figures measured when they were set: a regression fails CI.
+FLOORS = {"recall": 0.97, "right_number_first": 0.92, "victims_answered_dv": 0.80}
+
+
+def wire(turn):
+    return [m.to_dict() for m in turn.messages]
+
+
+def quick(turn):
+    return [i["action"] for i in (wire(turn)[-1].get("quickReply") or {}).get("items", [])]
+
+
+@pytest.fixture
+def chat(runtime):
+    dialogue = runtime.dialogue("kumamoto")
+    return lambda text, user=USER: dialogue.respond(user, TextInput(text))
+
+
+def test_the_table_has_enough_victim_phrasings():
+    assert len(VICTIMS) >= 60 + len(REPORTED_DV)
+    assert sum(any(w in t for w in ("DV", "ＤＶ", "家庭内暴力", "domestic violence")) for t in VICTIMS) >= 40
+
+
+def test_no_victim_phrasing_reaches_the_perpetrator_answer(shared_matcher):
+    reached = [t for t in VICTIMS + REPORTED_DV if shared_matcher.match(t).intent == "dv_perpetrator"]
+    assert reached == []
+
+
+def test_victim_phrasings_mostly_get_the_dv_answer(shared_matcher):
+    answered = [t for t in VICTIMS if shared_matcher.match(t).intent == "dv"]
+    assert len(answered) / len(VICTIMS) >= FLOORS["victims_answered_dv"]
+
+
+@pytest.mark.parametrize("text", REPORTED_DV)
+def test_reported_dv_phrasings_get_the_dv_answer_notice_and_quick_exit(chat, text):
+    turn = chat(text)
+    assert (turn.decision, turn.intent) == ("answer", "dv"), turn
+    assert "あなたは悪くありません" in wire(turn)[0]["text"] or "done nothing wrong" in wire(turn)[0]["text"]
+    assert "画面を切り替える" in [a["label"] for a in quick(turn)] or "Switch screen" in repr(quick(turn))
+    assert turn.sensitive
+
+
+@pytest.mark.parametrize("text", ["妻を殴ってしまう", "カッとなって手が出る", "DVをやめたい、加害者プログラムを受けたい"])
+def test_a_writer_who_says_they_harm_gets_the_perpetrator_answer(shared_matcher, text):
+    assert shared_matcher.match(text).intent == "dv_perpetrator"
+
+
+def test_the_guard_is_a_rule_the_classifier_cannot_outvote(shared_matcher):
+    """Even where the classifier's favourite is the perpetrator answer, a message without
+    the writer's own act goes to dv (「DV」 alone once scored dv_perpetrator first)."""
+    scores = shared_matcher.score("DV")
+    assert dict((c.intent, c.score) for c in scores.intents)["dv_perpetrator"] == 0.0
+
+
+def test_held_out_crisis_set(shared_matcher, catalog):
+    items = load_crisis_items(DATA / "crisis_heldout.yaml")
+    assert sum(i.crisis for i in items) >= 300
+    report = crisis_report(shared_matcher, catalog.city("kumamoto"), items)["all"]
+    assert report["recall"] >= FLOORS["recall"], report
+    assert report["right_number_first"] >= FLOORS["right_number_first"], report
+    assert report["false_crisis"] is not None  # reported, not hidden
+
+
+def test_crisis_conversations_end_in_the_crisis_answer(runtime, catalog):
+    dialogue = runtime.dialogue("kumamoto")
+    city = catalog.city("kumamoto")
+    missed = []
+    for n, conv in enumerate(yaml.safe_load((DATA / "crisis_conversations.yaml").read_text(encoding="utf-8"))):
+        user = f"U{n:032x}"
+        for text in conv["turns"]:
+            turn = dialogue.respond(user, TextInput(text))
+        if turn.intent not in conv["expect"]:
+            missed.append((conv["turns"], turn.decision, turn.intent))
+        elif conv["number"] and turn.decision == "answer":
+            match = runtime.matcher.match(conv["turns"][-1])
+            if first_number(match, city) != conv["number"]:
+                missed.append((conv["turns"], "number", first_number(match, city)))
+    assert missed == []
+
+
+@pytest.mark.parametrize("text, number, also", [
+    ("息子から電話でお金がいるって。あと家が燃えてる", "119", "fraud_phone"),
+    ("詐欺の電話があった。ところで隣の家から煙が出てる", "119", "fraud_phone"),
+    ("自転車の鍵を壊されて盗まれた。ていうか今日もう疲れた、生きてるのがしんどい", "119", "theft"),
+    ("おじいちゃんが倒れて動かない", "119", None),
+    ("ガス臭い", "119", None),
+    ("今知らない男がドアをこじ開けようとしてる", "110", None),
+])
+def test_a_crisis_in_any_clause_comes_first_with_the_right_number(chat, shared_matcher, catalog, text, number, also):
+    match = shared_matcher.match(text)
+    assert is_crisis_answer(match, shared_matcher)
+    assert first_number(match, catalog.city("kumamoto")) == number
+    turn = chat(text)
+    assert [b["uri"] for b in buttons(turn) if b["uri"].startswith("tel:")][0] == f"tel:{number}"
+    if also:  # the topic the message also raised is the next step, one tap away
+        assert {"type": "postback", "data": f"act=intent&id={also}"}.items() <= quick(turn)[0].items()
+
+
+@pytest.mark.parametrize("text", ["レポート終わらなくて死にそう笑", "火災保険の見直しをしたい", "推しが尊すぎて死ぬ",
+                                  "去年の火事で家が全焼しました。支援制度はありますか"])
+def test_hyperbole_and_past_events_are_not_a_crisis(shared_matcher, text):
+    assert not is_crisis_answer(shared_matcher.match(text), shared_matcher)
+
+
+def test_not_connecting_after_the_suicide_answer_shows_the_other_lines(chat):
+    first = chat("もう死にたい")
+    assert first.intent == "suicide_crisis"
+    turn = chat("つながらない")
+    assert (turn.decision, turn.intent) == ("followup", "suicide_crisis")
+    assert "tel:110" not in repr(wire(turn))  # not the general emergency card
+
+
+def test_a_fire_asked_about_after_a_fraud_answer_is_not_a_follow_up(chat):
+    assert chat("還付金の電話がきた").intent == "fraud_phone"
+    turn = chat("隣の家が燃えてる！どこに電話すればいい？")
+    assert (turn.decision, turn.intent) == ("answer", "emergency")
+    assert "119" in wire(turn)[0]["text"].split("\n")[0]
