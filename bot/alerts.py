@@ -122,7 +122,7 @@ def render(request: AlertRequest, city: City, lang: str = "ja") -> FlexMessage:
         "body": {"type": "box", "layout": "vertical", "spacing": "sm", "contents": body},
         "footer": {"type": "box", "layout": "vertical", "contents": [{
             "type": "button", "style": "primary", "height": "sm",
-            "action": {"type": "uri", "label": f"{ui['call_button'].get(lang)} {phone.number}"[:20],
+            "action": {"type": "uri", "label": f"{ui['call_button'].get(lang)} {phone.shown}"[:20],
                        "uri": phone.tel_uri}}]},
     }
     return FlexMessage(alt_text=text.title, contents=FlexContainer.from_dict(bubble))

@@ -8,6 +8,7 @@ the only memory is the opaque state kept by bot.state.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -54,11 +55,23 @@ class Turn:
         return self.wire if self.wire is not None else [msg.to_dict() for msg in self.messages]
 
 
+# Latin words Japanese residents type in Japanese messages: one of these alone is no sign
+# of English (「DV」「SOS」「OK」「alert」 switched residents who never chose English).
+_LOANWORDS = frozenset({"dv", "sos", "ok", "ng", "alert", "alerts", "line", "id", "sms", "sns", "atm", "pc",
+                        "dm", "qr", "url", "app"})
+_WORDS = re.compile(r"[A-Za-z]+")
+
+
 def detect_lang(text: str) -> str:
+    """English when the message is mostly latin letters and says more than one short
+    word or a known loanword; a resident's chosen language always wins over this."""
     letters = [c for c in text if c.isalpha()]
-    if letters and sum(c.isascii() for c in letters) / len(letters) > 0.6:
-        return "en"
-    return "ja"
+    if not letters or sum(c.isascii() for c in letters) / len(letters) <= 0.6:
+        return "ja"
+    words = _WORDS.findall(text)
+    if len(words) == 1 and (len(words[0]) <= 3 or words[0].lower() in _LOANWORDS):
+        return "ja"
+    return "en"
 
 
 class Dialogue:
@@ -70,6 +83,8 @@ class Dialogue:
         self.store = store
         self.subscriptions = subscriptions
         self.ui = catalog.ui
+        # a crisis kind's own answer (emergency_119) -> the intent it answers
+        self._crisis_answers = {k.answer: k.intent for k in catalog.crisis.kinds.values()}
         self._built: dict[tuple, tuple[list[Message], list[dict]]] = {}
 
     # ------------------------------------------------------------ entry point
@@ -156,7 +171,10 @@ class Dialogue:
                 return self.menu(lang)
             return self.answer(user_id, pb.params["id"], lang, state, score=100.0)
         if pb.act in ("more", "phones"):
-            return self._followup(pb.act, lang, state, 100.0, ())
+            # The button names its answer, so it works when the state is gone (Redis down).
+            if pb.params["i"] not in self.city.answers:
+                return self.menu(lang)
+            return self._followup(pb.act, lang, state, 100.0, (), answer_id=pb.params["i"])
         if pb.act == "switch":
             # S4: the last visible bubble becomes innocuous; the state goes too.
             self.store.forget_conversation(user_id)
@@ -332,9 +350,9 @@ class Dialogue:
                 actions += self._menu_actions(lang)
             elif not (crisis and not sensitive):  # emergency: nothing else until they tap (§6)
                 if answer.more_desks:
-                    actions.append(self._qa("more_button", lang, m.postback_data("more")))
+                    actions.append(self._qa("more_button", lang, m.postback_data("more", i=answer_id or intent_id)))
                 if any(self.city.desks[d].phones for d in answer.desks + answer.more_desks):
-                    actions.append(self._qa("phones_button", lang, m.postback_data("phones")))
+                    actions.append(self._qa("phones_button", lang, m.postback_data("phones", i=answer_id or intent_id)))
                 actions += self._menu_button(lang)
             if sensitive:
                 actions += self._safety_actions(lang)
@@ -347,12 +365,14 @@ class Dialogue:
         return Turn(out, "answer", intent_id, score, tuple(candidates), sensitive=sensitive, lang=lang, wire=wire)
 
     def _followup(self, kind: str, lang: str, state: ConvState, score: float,
-                  candidates: Sequence[Candidate]) -> Turn:
-        intent_id = state.last_intent
-        if intent_id is None:
+                  candidates: Sequence[Candidate], answer_id: str | None = None) -> Turn:
+        """「ほかには？」「電話番号は？」 about an answer: the one a button names, else the last one."""
+        answer_id = answer_id or state.last_intent
+        if answer_id is None:
             msg = m.text_message(self.ui["no_context"].get(lang), self._menu_actions(lang))
             return Turn([msg], "followup", None, score, tuple(candidates), lang=lang)
-        answer = self.city.answers[intent_id]
+        intent_id = self._crisis_answers.get(answer_id, answer_id)
+        answer = self.city.answers[answer_id]
         sensitive = self.catalog.by_id[intent_id].flow == "sensitive"
         tail = self._menu_button(lang) + (self._safety_actions(lang) if sensitive else [])
         if kind == "more":
@@ -362,11 +382,15 @@ class Dialogue:
                 out = [m.desks_message([self.city.desks[d] for d in answer.more_desks], lang, self.ui)]
         else:
             lines = [self.ui["phones_title"].get(lang)]
+            listed: set[str] = set()  # one line per number (#9110 is on several desks)
             for desk_id in answer.desks + answer.more_desks:
                 desk = self.city.desks[desk_id]
                 for phone in desk.phones:
+                    if phone.tel_uri in listed:
+                        continue
+                    listed.add(phone.tel_uri)
                     note = f"（{phone.label.get(lang)}）" if phone.label else ""
-                    lines.append(f"・{desk.name.get(lang)}{note}\n  {phone.number}")
+                    lines.append(f"・{desk.name.get(lang)}{note}\n  {phone.shown}")
             out = [m.text_message("\n".join(lines))]
         m.with_quick_reply(out[-1], tail)
         return Turn(out, "followup", intent_id, score, tuple(candidates), sensitive=sensitive, lang=lang)
@@ -387,7 +411,7 @@ class Dialogue:
 
         def build() -> list[Message]:
             out: list[Message] = [
-                m.text_message(fallback.text.get(lang) + "\n" + self.ui["fallback_menu"].get(lang)),
+                m.text_message(fallback.text.get(lang)),
                 m.desks_message([self.city.desks[d] for d in fallback.desks], lang, self.ui),
             ]
             m.with_quick_reply(out[-1], self._menu_actions(lang))

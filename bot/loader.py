@@ -41,7 +41,7 @@ from bot.schema import (
 
 # Interface strings the code uses (content/national/ui.yaml must define them all).
 UI_KEYS = (
-    "clarify", "fallback_menu", "menu_title", "menu_button", "more_button", "phones_button",
+    "clarify", "menu_title", "menu_button", "more_button", "phones_button",
     "switch_button", "notice_button", "notice_title", "notice", "call_button", "web_button",
     "chat_button", "hours", "hours_unknown", "no_phone", "checked", "desks_alt",
     "phones_title", "no_context", "no_more", "chat_no_history", "non_text", "lang_ja", "lang_en",

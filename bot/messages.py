@@ -37,8 +37,10 @@ MAX_BUBBLE_BYTES = 30_000
 POSTBACK_ACTS: Mapping[str, frozenset[str]] = {
     "menu": frozenset(),
     "intent": frozenset({"id"}),
-    "more": frozenset(),
-    "phones": frozenset(),
+    # 「ほかの窓口」「電話番号の一覧」 name the answer they are about (i), so they work
+    # when the conversation state is gone
+    "more": frozenset({"i"}),
+    "phones": frozenset({"i"}),
     "switch": frozenset(),
     "notice": frozenset(),
     # onboarding and alert settings
@@ -125,7 +127,7 @@ def desk_bubble(desk: Desk, lang: str, ui: Mapping[str, Text]) -> dict[str, Any]
     if desk.about:
         body.append(_t(desk.about.get(lang), size="sm", color="#555555"))
     for phone in desk.phones:
-        line = f"☎ {phone.number}"
+        line = f"☎ {phone.shown}"
         if phone.label:
             line += f"（{phone.label.get(lang)}）" if lang != "en" else f" ({phone.label.get(lang)})"
         body.append(_t(line, size="sm"))
@@ -138,10 +140,10 @@ def desk_bubble(desk: Desk, lang: str, ui: Mapping[str, Text]) -> dict[str, Any]
     buttons: list[dict[str, Any]] = []
     call = ui["call_button"].get(lang)
     for i, phone in enumerate(desk.phones[:3]):
-        label = f"{call} {phone.number}"
+        label = f"{call} {phone.shown}"
         buttons.append({
             "type": "button", "style": "primary" if i == 0 else "secondary", "height": "sm",
-            "action": {"type": "uri", "label": label if len(label) <= MAX_LABEL else _fit(phone.number),
+            "action": {"type": "uri", "label": label if len(label) <= MAX_LABEL else _fit(phone.shown),
                        "uri": phone.tel_uri},
         })
     if desk.chat_url:

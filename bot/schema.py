@@ -243,6 +243,12 @@ class Phone(Strict):
         return self
 
     @property
+    def shown(self) -> str:
+        """What a card prints: the full number where the source left out the area code,
+        so that a resident copying it by hand dials the same as the button."""
+        return self.dial or self.number
+
+    @property
     def tel_uri(self) -> str:
         # '#' must be percent-encoded in a tel: URI.
         return "tel:" + tel_digits(self.dial or self.number).replace("#", "%23")

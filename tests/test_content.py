@@ -157,6 +157,20 @@ def test_every_desk_and_number_comes_from_the_reference(catalog):
             phone_cell = cells[4]
             for phone in desk.phones:
                 assert phone.number in phone_cell, f"{desk.id}: {phone.number!r} not in {phone_cell!r}"
+                # the full number a button dials is in the reference too, with its source
+                assert phone.dial is None or phone.dial in rows[desk.id], f"{desk.id}: {phone.dial!r} not in desks.md"
+
+
+def test_a_number_no_phone_can_dial_cannot_load(content_copy):
+    def cut_area_code(d):
+        d["desks"][0]["phones"][0]["number"] = "3501-0110"
+    edit_yaml(content_copy / "content" / "minato" / "desks.yaml", cut_area_code)
+    assert any("cannot be dialled" in e and "dial:" in e for e in errors_of(content_copy))
+
+
+def test_a_guard_or_cue_pattern_in_katakana_cannot_load(content_copy):
+    edit_yaml(content_copy / "intents" / "_crisis.yaml", lambda d: d["cues"][0]["patterns"].append("カジ"))
+    assert any("katakana" in e for e in errors_of(content_copy))
 
 
 def test_desks_marked_without_a_number_have_none(catalog):

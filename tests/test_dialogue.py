@@ -8,6 +8,7 @@ from bot import policy
 from bot.dialogue import Dialogue, PostbackInput, TextInput
 from bot.matching import Matcher
 from bot.messages import check_limits, parse_postback, postback_data
+from bot.schema import dialable
 from bot.state import ConversationStore
 from bot.store import connect
 
@@ -119,8 +120,9 @@ def test_follow_up_without_context_asks_to_choose(chat):
 
 
 def test_more_desks_follow_up(chat, tap, runtime):
-    chat("還付金があるって電話がきた")
-    turn = tap(postback_data("more"))
+    first = chat("還付金があるって電話がきた")
+    assert postback_data("more", i="fraud_phone") in quick_data(first)
+    turn = tap(postback_data("more", i="fraud_phone"))
     more = runtime.catalog.city("kumamoto").answers["fraud_phone"].more_desks
     if more:
         assert wire(turn)[0]["type"] == "flex"
@@ -223,6 +225,34 @@ def test_bot_answers_without_memory_when_redis_is_down(catalog, runtime):
     assert dialogue.respond(USER, TextInput("電話番号は？")).intent is None
 
 
+def test_follow_up_buttons_work_with_redis_stopped(catalog, runtime):
+    """「ほかの窓口」 and 「電話番号の一覧」 name their answer: no state needed (Redis down)."""
+    dead = connect("redis://127.0.0.1:1/0", runtime.settings.data_dir).client  # nothing listens there
+    dialogue = Dialogue(catalog, "kumamoto", runtime.matcher,
+                        ConversationStore(dead, [i.id for i in catalog.intents], salt="x"))
+    answer = dialogue.respond(USER, TextInput("もう死にたい"))
+    buttons_ = [d for d in quick_data(answer) if d.startswith(("act=more", "act=phones"))]
+    assert {"act=more&i=suicide_crisis", "act=phones&i=suicide_crisis"} <= set(buttons_)
+    more = dialogue.respond(USER, PostbackInput("act=more&i=suicide_crisis"))
+    assert (more.decision, more.intent) == ("followup", "suicide_crisis") and wire(more)[0]["type"] == "flex"
+    phones = dialogue.respond(USER, PostbackInput("act=phones&i=suicide_crisis"))
+    assert phones.intent == "suicide_crisis" and "119" in wire(phones)[0]["text"]
+    # an answer id that does not exist is a malformed postback: the menu
+    assert dialogue.respond(USER, PostbackInput("act=more&i=nope")).decision == "menu"
+
+
+def test_phone_list_names_each_number_once(chat):
+    chat("闇バイトに応募してしまった")
+    text = wire(chat("電話番号は？"))[0]["text"]
+    numbers = [line.strip() for line in text.splitlines() if line.startswith("  ")]
+    assert numbers and len(numbers) == len(set(numbers))
+
+
+def test_fallback_says_choose_from_the_menu_once(chat):
+    text = wire(chat("今日の天気は？"))[0]["text"]
+    assert text.count("メニューから選") == 1
+
+
 @pytest.mark.parametrize("city", ["kumamoto", "minato"])
 @pytest.mark.parametrize("lang", ["ja", "en", "easy"])
 def test_every_answer_fits_line_limits_and_safety_rules(runtime, catalog, city, lang, redis_client):
@@ -244,6 +274,37 @@ def test_every_answer_fits_line_limits_and_safety_rules(runtime, catalog, city, 
         if intent.priority == "crisis":
             tel = [b["uri"] for b in buttons(turn) if b["uri"].startswith("tel:")]
             assert tel[0] in ("tel:110", "tel:119"), (city, intent.id)
+
+
+@pytest.mark.parametrize("city", ["kumamoto", "minato"])
+@pytest.mark.parametrize("lang", ["ja", "en", "easy"])
+def test_every_button_of_every_answer_dials_or_opens_the_operators_page(runtime, catalog, city, lang):
+    """Every tel: a phone can dial as it is (area code included); every web button opens
+    a page that a desk of that answer names as its operator's own (official_url) or its
+    chat; nothing else (never a source page). Answers, crisis variants and their
+    「ほかの窓口」 cards, in every city and language."""
+    dialogue = runtime.dialogue(city)
+    desks = catalog.city(city).desks
+    pages = {url for d in desks.values() for url in (d.official_url, d.chat_url) if url}
+    sources = {s for d in desks.values() for s in d.sources} - pages
+    state = runtime.store.get(USER)
+    checked = 0
+    for answer_id, answer in catalog.city(city).answers.items():
+        intent = dialogue._crisis_answers.get(answer_id, answer_id)
+        turns = [dialogue.answer(USER, intent, lang, state, answer_id=answer_id)]
+        turns.append(dialogue.respond(USER, PostbackInput(postback_data("more", i=answer_id))))
+        own = {url for d in answer.desks + answer.more_desks
+               for url in (desks[d].official_url, desks[d].chat_url) if url}
+        for turn in turns:
+            for action in buttons(turn):
+                uri = action["uri"]
+                checked += 1
+                if uri.startswith("tel:"):
+                    digits = uri[4:].replace("%23", "#")
+                    assert dialable(digits), (city, answer_id, uri)
+                else:
+                    assert uri in own and uri in pages and uri not in sources, (city, answer_id, uri)
+    assert checked > 100
 
 
 def test_minato_triage_card_follows_the_plans_nine_headings(runtime):
