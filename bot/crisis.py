@@ -64,6 +64,8 @@ class CrisisLayer:
         self._cues = [(cue.name, cue.kind, _alternation(cue.patterns), _alternation(cue.unless))
                       for cue in spec.cues]
         self._topic_first = {cue.name for cue in spec.cues if cue.topic_first} | {"model"}
+        # Most messages hold no cue: one search over all patterns says so before each is tried.
+        self._any = _alternation([p for cue in spec.cues for p in cue.patterns])
         self.threshold = spec.model_threshold
         self.sure = spec.model_sure
         self.covers: dict[str, frozenset[str]] = {}
@@ -104,6 +106,8 @@ class CrisisLayer:
         """Crisis kinds whose cues occur in one normalised clause: kind -> cue name (a named
         danger rather than a plea where both occur)."""
         found: dict[str, str] = {}
+        if self._any is None or not self._any.search(normalised):
+            return found
         for name, kind, pattern, unless in self._cues:
             if pattern is None or not pattern.search(normalised):
                 continue
@@ -129,17 +133,20 @@ class CrisisLayer:
         features (already computed by the matcher); `vector` computes a clause's features."""
         raw = self.clauses(text)
         # The whole message too: a cue may straddle a line break.
-        clauses = [whole] + ([] if len(raw) == 1 else [(q, *vector(q)) for q in map(self.normalize, raw) if q])
-        cued: list[tuple[int, int, str, str]] = []  # (precedence, clause, kind, cue)
-        modelled: list[tuple[float, int, str]] = []
-        for n, (query, columns, weights) in enumerate(clauses):
+        queries = [whole[0]] + ([] if len(raw) == 1 else [q for q in map(self.normalize, raw) if q])
+        cued: list[tuple[int, bool, int, str, str]] = []  # (precedence, plea, clause, kind, cue)
+        for n, query in enumerate(queries):
             for kind, name in self.cue_kinds(query).items():
                 # a named danger outranks a plea of the same kind
                 cued.append((self.kinds.index(kind), name in self._topic_first, n, kind, name))
-            if self._coef is not None and len(columns):
-                kind, score = self.model_kind(columns, weights)
-                if kind != NONE and score >= self.threshold:
-                    modelled.append((score, n, kind))
+        modelled: list[tuple[float, int, str]] = []
+        if not cued and self._coef is not None:  # a cue beats the model: only then run it per clause
+            for n, query in enumerate(queries):
+                columns, weights = whole[1:] if n == 0 else vector(query)
+                if len(columns):
+                    kind, score = self.model_kind(columns, weights)
+                    if kind != NONE and score >= self.threshold:
+                        modelled.append((score, n, kind))
         if cued:
             *_, n, kind, name = min(cued)
             return self._verdict(kind, n, name, 100.0, len(raw))
