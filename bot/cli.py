@@ -376,9 +376,13 @@ def cmd_serve(settings: Settings, dev: bool = False) -> int:
         return 1
     embedded = None
     if settings.redis_url is None:
-        # One embedded Redis for all worker processes, started before they fork.
+        # One embedded Redis for all worker processes, started before they fork; or the
+        # one another command already runs on this data folder, which is not ours to stop.
         embedded, url = start_embedded(settings.data_dir)
         settings = settings.with_(redis_url=url)
+        if embedded is None:
+            print(f"Joined the embedded Redis another process started in {settings.data_dir}: it stops "
+                  "when that process exits.", flush=True)
     where = f"http://{settings.host}:{settings.port}"
     if settings.local_mode:
         print(f"Local mode (no LINE credentials): open {where}/dev/chat to talk to the bot.", flush=True)

@@ -69,6 +69,31 @@ def test_chat_without_redis_url_starts_embedded_redis(tmp_path):
     assert (tmp_path / "redis.rdb").exists() or any(tmp_path.iterdir())
 
 
+def test_chat_beside_a_running_server_leaves_its_embedded_redis_running(tmp_path):
+    import redis
+
+    from tests.test_store import holders
+
+    env = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}
+    env["BOT_DATA_DIR"] = str(tmp_path)
+    # The server's process starts the embedded Redis as `serve` does (same function, own process).
+    with holders(tmp_path) as [(_, role, url)]:
+        assert role == "owner"
+        client = redis.Redis.from_url(url, decode_responses=True, socket_timeout=5)
+        client.set("written-before-chat", "1")
+
+        proc = subprocess.run([sys.executable, "-m", "bot", "chat", "--json"], input="こんにちは\n",
+                              capture_output=True, text=True, cwd=REPO_ROOT, env=env, timeout=60)
+        assert proc.returncode == 0, proc.stderr
+        assert json.loads(proc.stdout)["text"] == "こんにちは"
+
+        # The chat joined that Redis (no second server on the same files) and left it running.
+        assert client.ping()
+        assert client.get("written-before-chat") == "1"
+        assert json.loads((tmp_path / "redis.rdb.settings").read_text())["unixsocket"] == url.removeprefix("unix://")
+        client.close()
+
+
 def test_check_command_exit_codes(tmp_path, content_copy):
     assert run(["check", "--quiet-warnings"]).returncode == 0
     (content_copy / "intents" / "fraud.yaml").write_text("intents:\n  - id: [broken\n", encoding="utf-8")
