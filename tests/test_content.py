@@ -200,3 +200,18 @@ def test_every_catalogue_intent_exists():
     ids = set(re.findall(r"^\| `([a-z_]+)` \|", catalogue.read_text(encoding="utf-8"), flags=re.M))
     assert len(ids) >= 36
     assert ids <= set(load_catalog(REPO_ROOT).by_id)
+
+
+def test_easy_japanese_covers_every_card_button_and_notice(catalog):
+    """やさしい日本語 mode: every interface string (buttons, the talk-history notice, card
+    wording) and every desk line a resident reads has an easy version."""
+    missing = [f"ui.{key}" for key, text in catalog.ui.items() if text.easy is None]
+    for city in catalog.cities.values():
+        for desk in city.desks.values():
+            for field in ("about", "hours"):
+                text = getattr(desk, field)
+                if text is not None and text.easy is None:
+                    missing.append(f"{desk.id}.{field}")
+            missing += [f"{desk.id}.phones.label" for p in desk.phones if p.label and p.label.easy is None]
+        missing += [f"{city.id}.answers.{a}" for a, answer in city.answers.items() if answer.text.easy is None]
+    assert missing == []
