@@ -32,6 +32,7 @@ NONE = "none"
 # The crisis model's regularisation and class weights: "balanced" gives the few crisis
 # examples the weight of all the others together, which is what recall first means here.
 MODEL_C = 0.5
+CLASS_WEIGHT = "balanced"
 
 
 @dataclass(frozen=True)
@@ -67,7 +68,7 @@ class CrisisLayer:
         # Most messages hold no cue: one search over all patterns says so before each is tried.
         self._any = _alternation([p for cue in spec.cues for p in cue.patterns])
         self.threshold = spec.model_threshold
-        self.sure = spec.model_sure
+        self.threshold_after = spec.model_threshold_after_crisis
         self.covers: dict[str, frozenset[str]] = {}
         self.model: LinearSVC | None = None
         self._coef: np.ndarray | None = None
@@ -87,7 +88,7 @@ class CrisisLayer:
         return NONE
 
     def fit(self, matrix: csr_matrix, labels: Sequence[str]) -> None:
-        model = LinearSVC(C=MODEL_C, class_weight="balanced", random_state=0).fit(matrix, np.array(labels))
+        model = LinearSVC(C=MODEL_C, class_weight=CLASS_WEIGHT, random_state=0).fit(matrix, np.array(labels))
         self.use(model)
 
     def use(self, model: LinearSVC) -> None:
@@ -128,7 +129,7 @@ class CrisisLayer:
         return best, max(0.0, min(100.0, score))
 
     def detect(self, text: str, whole: tuple[str, np.ndarray, np.ndarray],
-               vector: Callable[[str], tuple[np.ndarray, np.ndarray]]) -> Verdict | None:
+               vector: Callable[[str], tuple[np.ndarray, np.ndarray]], after_crisis: bool = False) -> Verdict | None:
         """The crisis in a message, if any. `whole` is the message's normalised text and
         features (already computed by the matcher); `vector` computes a clause's features."""
         raw = self.clauses(text)
@@ -145,7 +146,7 @@ class CrisisLayer:
                 columns, weights = whole[1:] if n == 0 else vector(query)
                 if len(columns):
                     kind, score = self.model_kind(columns, weights)
-                    if kind != NONE and score >= self.threshold:
+                    if kind != NONE and score >= (self.threshold_after if after_crisis else self.threshold):
                         modelled.append((score, n, kind))
         if cued:
             *_, n, kind, name = min(cued)

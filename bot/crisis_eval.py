@@ -96,13 +96,14 @@ def false_crisis_rate(matcher: Matcher, texts: Sequence[str]) -> float | None:
 
 
 def cross_validate(catalog: Catalog, folds: int = 5, seed: int = 0) -> dict[str, Any]:
-    """k-fold on the crisis intents' examples and the out-of-scope examples: fit without
-    a fold, then count crisis answers on its crisis examples (recall) and on its
-    out-of-scope examples (false crisis)."""
+    """k-fold on the crisis examples (the crisis intents' and the crisis model's own) and
+    the out-of-scope ones (with the crisis model's `none`): fit without a fold, then
+    count crisis answers on its crisis examples (recall) and on the rest (false crisis)."""
     crisis_ids = [i.id for i in catalog.intents if i.priority == "crisis"]
     rng = random.Random(seed)
     crisis_examples = [(i.id, e) for i in catalog.intents if i.id in crisis_ids for e in i.examples]
-    oos = list(catalog.out_of_scope)
+    crisis_examples += [(kind, e) for kind, texts in catalog.crisis_training.items() if kind != "none" for e in texts]
+    oos = list(catalog.out_of_scope) + list(catalog.crisis_training.get("none", ()))
     rng.shuffle(crisis_examples)
     rng.shuffle(oos)
     hits = total = false = calm = 0
@@ -115,7 +116,9 @@ def cross_validate(catalog: Catalog, folds: int = 5, seed: int = 0) -> dict[str,
         held_oos = [e for n, e in enumerate(oos) if n % folds == f]
         intents = tuple(i.model_copy(update={"examples": [e for e in i.examples if e not in held]})
                         if i.id in crisis_ids else i for i in catalog.intents)
-        trimmed = replace(catalog, intents=intents,
+        training = {kind: tuple(e for e in texts if e not in held and e not in set(held_oos))
+                    for kind, texts in catalog.crisis_training.items()}
+        trimmed = replace(catalog, intents=intents, crisis_training=training,
                           out_of_scope=tuple(e for e in catalog.out_of_scope if e not in set(held_oos)))
         matcher = Matcher(trimmed)
         for text in held:

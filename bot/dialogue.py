@@ -132,7 +132,7 @@ class Dialogue:
         if picked:
             return self.answer(user_id, picked, lang, state, score=100.0)
 
-        match = self.matcher.match(text)
+        match = self.matcher.match(text, after_crisis=state.last_intent in self.matcher.crisis)
         named_crisis = match.crisis is not None and match.crisis.evidence != "model" and not match.crisis.plea
         if state.last_intent in self.matcher.crisis and match.followup and not named_crisis:
             # 「つながらない」 right after the suicide answer: its other lines, not a new topic;

@@ -23,6 +23,7 @@ from bot.schema import (
     CityFile,
     CrisisFile,
     CrisisKind,
+    CrisisTrainingFile,
     Desk,
     DeskFile,
     FollowupFile,
@@ -97,6 +98,7 @@ class Catalog:
     followups: Mapping[str, list[str]]
     thresholds: Thresholds
     crisis: CrisisFile
+    crisis_training: Mapping[str, tuple[str, ...]]  # the crisis model's own examples, by kind
     cities: Mapping[str, City]
     ui: Mapping[str, Text]
     by_id: Mapping[str, Intent] = field(init=False)
@@ -223,7 +225,8 @@ def load(root: Path, today: dt.date | None = None) -> tuple[Catalog | None, list
         return _Doc(path, str(path.relative_to(root)), problems)
 
     intents_dir, content_dir = root / "intents", root / "content"
-    special = {"_synonyms.yaml", "_out_of_scope.yaml", "_followups.yaml", "_thresholds.yaml", "_crisis.yaml"}
+    special = {"_synonyms.yaml", "_out_of_scope.yaml", "_followups.yaml", "_thresholds.yaml", "_crisis.yaml",
+               "_crisis_training.yaml"}
     for name in sorted(special):
         if not (intents_dir / name).is_file():
             problems.append(Problem(f"intents/{name}", "", "file is missing"))
@@ -251,9 +254,15 @@ def load(root: Path, today: dt.date | None = None) -> tuple[Catalog | None, list
     followups, _ = special_file("_followups.yaml", FollowupFile)
     thresholds, _ = special_file("_thresholds.yaml", ThresholdFile)
     crisis, crisis_doc = special_file("_crisis.yaml", CrisisFile)
+    crisis_training, training_doc = special_file("_crisis_training.yaml", CrisisTrainingFile)
 
     normalize = Normalizer(synonyms.synonyms if synonyms else {})
     _check_intents(intents, oos, oos_doc, normalize)
+    if crisis_training and training_doc:
+        for kind, texts in crisis_training.examples.items():
+            for j, text in enumerate(texts):
+                if not normalize(text):
+                    training_doc.problem(("examples", kind, j), f"example {text!r} is empty after normalisation")
 
     ui_doc = doc(content_dir / "national" / "ui.yaml") if (content_dir / "national" / "ui.yaml").is_file() else None
     ui = ui_doc.parse(UiFile) if ui_doc else None
@@ -292,7 +301,7 @@ def load(root: Path, today: dt.date | None = None) -> tuple[Catalog | None, list
 
     if any(p.severity == "error" for p in problems):
         return None, problems
-    assert synonyms and oos and followups and thresholds and ui and crisis
+    assert synonyms and oos and followups and thresholds and ui and crisis and crisis_training
     catalog = Catalog(
         intents=tuple(i for i, _, _ in intents),
         synonyms=synonyms.synonyms,
@@ -300,6 +309,7 @@ def load(root: Path, today: dt.date | None = None) -> tuple[Catalog | None, list
         followups=followups.followups,
         thresholds=thresholds.thresholds,
         crisis=crisis,
+        crisis_training={kind: tuple(texts) for kind, texts in crisis_training.examples.items()},
         cities=cities,
         ui=ui.ui,
     )

@@ -119,7 +119,7 @@ MODEL_FORMAT = 2
 
 
 def _fingerprint(targets: Sequence[str], examples: Sequence[str], owner: np.ndarray,
-                 crisis_labels: Sequence[str], crisis_negatives: Sequence[str]) -> str:
+                 crisis_labels: Sequence[str], crisis_extra: Sequence[tuple[str, str]]) -> str:
     """What the fitted model depends on: the normalised training texts and their targets,
     the feature and matching code, and the libraries that fit and read them."""
     digest = hashlib.sha256()
@@ -128,7 +128,7 @@ def _fingerprint(targets: Sequence[str], examples: Sequence[str], owner: np.ndar
     digest.update(json.dumps(versions).encode())
     for module in ("ngrams.py", "normalize.py", "matching.py", "crisis.py"):
         digest.update((Path(__file__).parent / module).read_bytes())
-    digest.update(json.dumps([list(targets), list(examples), list(crisis_labels), list(crisis_negatives)],
+    digest.update(json.dumps([list(targets), list(examples), list(crisis_labels), list(crisis_extra)],
                              ensure_ascii=False).encode())
     digest.update(owner.tobytes())
     return digest.hexdigest()[:32]
@@ -138,19 +138,20 @@ Fitted = tuple[Features, csr_matrix, LinearSVC, LinearSVC]
 
 
 def _fit(examples: Sequence[str], owner: np.ndarray, crisis_labels: Sequence[str],
-         crisis_negatives: Sequence[str], layer: CrisisLayer) -> Fitted:
+         crisis_extra: Sequence[tuple[str, str]], layer: CrisisLayer) -> Fitted:
     features, matrix = Features.fit(examples)
     # The fixed seed keeps every start-up's model identical.
     svm = LinearSVC(C=SVM_C, random_state=0).fit(matrix, owner)
-    # The crisis model also learns from the crisis intents' negative examples (「死ぬほど眠い」).
-    rows = vstack([matrix, features.matrix(crisis_negatives)]) if crisis_negatives else matrix
-    layer.fit(rows.tocsr(), [*crisis_labels, *[NONE] * len(crisis_negatives)])
+    # The crisis model learns from every example (the crisis intents' by their cues) and
+    # from its own examples by kind, including those that only sound like one (「死ぬほど眠い」).
+    rows = vstack([matrix, features.matrix([text for _, text in crisis_extra])]) if crisis_extra else matrix
+    layer.fit(rows.tocsr(), [*crisis_labels, *(kind for kind, _ in crisis_extra)])
     assert layer.model is not None
     return features, matrix, svm, layer.model
 
 
 def _fit_cached(cache_dir: Path | None, key: str, examples: Sequence[str], owner: np.ndarray,
-                crisis_labels: Sequence[str], crisis_negatives: Sequence[str], layer: CrisisLayer) -> Fitted:
+                crisis_labels: Sequence[str], crisis_extra: Sequence[tuple[str, str]], layer: CrisisLayer) -> Fitted:
     """Fitting takes about 3 s of CPU at every start (serve, chat, evaluate, each worker
     of a test run); the same content and code give the same model, so it is kept on disk
     under a hash of both. Only this program writes that folder (pickle runs code on load:
@@ -162,7 +163,7 @@ def _fit_cached(cache_dir: Path | None, key: str, examples: Sequence[str], owner
                 return pickle.load(file)
         except Exception:  # noqa: BLE001 - a damaged or foreign file: fit instead
             log.warning("model cache %s unreadable; fitting again", path)
-    fitted = _fit(examples, owner, crisis_labels, crisis_negatives, layer)
+    fitted = _fit(examples, owner, crisis_labels, crisis_extra, layer)
     if path is not None:
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -205,11 +206,13 @@ class Matcher:
         self._lengths = np.array([len(e) for e in self._examples], dtype=np.float32)
         self.crisis_layer = CrisisLayer(catalog.crisis, self.normalize)
         crisis_labels = [self.crisis_layer.label(self._targets[o], e) for o, e in zip(self._owner, self._examples)]
-        crisis_negatives = [self.normalize(e) for i in catalog.intents if i.priority == "crisis"
-                            for e in i.negative_examples]
-        self.fingerprint = _fingerprint(self._targets, self._examples, self._owner, crisis_labels, crisis_negatives)
+        # The crisis model's own examples (by kind) and the crisis intents' negative examples.
+        crisis_extra = [(kind, self.normalize(e)) for kind, texts in catalog.crisis_training.items() for e in texts]
+        crisis_extra += [(NONE, self.normalize(e)) for i in catalog.intents if i.priority == "crisis"
+                         for e in i.negative_examples]
+        self.fingerprint = _fingerprint(self._targets, self._examples, self._owner, crisis_labels, crisis_extra)
         self._features, matrix, self._svm, crisis_model = _fit_cached(
-            cache_dir, self.fingerprint, self._examples, self._owner, crisis_labels, crisis_negatives,
+            cache_dir, self.fingerprint, self._examples, self._owner, crisis_labels, crisis_extra,
             self.crisis_layer)
         self.crisis_layer.use(crisis_model)
         self.crisis_layer.covers = {kind: _leading_with(catalog, spec.number, self.crisis)
@@ -241,17 +244,21 @@ class Matcher:
                          index[i.guard.instead], i.guard.promote)
                         for k, i in enumerate(catalog.intents) if i.guard]
 
-    def _guard(self, query: str, scores: np.ndarray) -> None:
+    def _guard(self, query: str, scores: np.ndarray) -> set[str]:
         """An intent whose evidence is missing scores nothing; its `instead` takes its score
         (a message naming DV with no sign that the writer is the one who harms is the
         victim's, whatever the classifier thought)."""
+        proven = set()
         for k, all_of, none_of, instead, promote in self._guards:
             held = all(group.search(query) for group in all_of) and not (none_of and none_of.search(query))
+            if held and promote:
+                proven.add(self.intent_ids[k])
             if not held:
                 scores[instead] = max(scores[instead], scores[k])
                 scores[k] = 0.0
             elif promote and scores[instead] >= scores[k]:
                 scores[k], scores[instead] = scores[instead], scores[instead] - self.thresholds.margin - 1.0
+        return proven
 
     def _fuzzy(self, query: str, choices: Sequence[str], lengths: np.ndarray) -> np.ndarray:
         ratio = process.cdist([query], choices, scorer=fuzz.ratio, dtype=np.float32)[0]
@@ -274,7 +281,9 @@ class Matcher:
         return np.bincount(post.indices[at], weights=post.data[at] * np.repeat(weights, lengths),
                            minlength=post.shape[0])
 
-    def score(self, text: str) -> Scores:
+    def score(self, text: str, after_crisis: bool = False) -> Scores:
+        """`after_crisis`: the last answer was a crisis answer, so the crisis model listens
+        more closely (「もうどうでもいい」 right after 「死にたい」 is still that crisis)."""
         query = self.normalize(text)
         n, t = len(self.intent_ids), len(self._targets)
         if not query:
@@ -318,28 +327,26 @@ class Matcher:
                 if near >= NEGATIVE_MIN and near > fuzzy[k]:
                     scores[k] -= NEGATIVE_PENALTY
 
-        self._guard(query, scores)
+        proven = self._guard(query, scores)
         scores = np.clip(scores, 0.0, 100.0)
         order = np.argsort(-scores, kind="stable")
         ranked = tuple(Candidate(self.intent_ids[k], round(float(scores[k]), 1)) for k in order)
         # Follow-ups ("電話番号は？") are targets of their own, on the same scale as intents.
         followups = {name[len(FOLLOWUP_PREFIX):]: round(float(blend[k]), 1)
                      for k, name in enumerate(self._targets) if k > n}
-        verdict = self.crisis_layer.detect(text, (query, columns, weights), self.vector)
-        if verdict and verdict.evidence == "model" and verdict.score < self.crisis_layer.sure:
-            # an unsure model needs the classifier to agree that this is that crisis
-            # (its score high enough, and the classifier's top or within the clarify margin of it)
-            agree = next(c.score for c in ranked if c.intent == verdict.intent)
-            if agree < self.thresholds.crisis or agree < ranked[0].score - self.thresholds.margin:
-                verdict = None
+        verdict = self.crisis_layer.detect(text, (query, columns, weights), self.vector, after_crisis)
+        if verdict and verdict.evidence == "model" and proven and ranked[0].intent in proven:
+            # the model's guess yields to a topic proven by its guard's evidence (「妻を殴ってしまう」
+            # is the writer's own act, not a danger to the writer)
+            verdict = None
         return Scores(query, ranked, round(float(blend[n]), 1), followups, cues, verdict)
 
     def vector(self, query: str) -> tuple[np.ndarray, np.ndarray]:
         """Feature columns and weights of one normalised text."""
         return self._features.vector(query)
 
-    def match(self, text: str) -> Match:
-        return decide(self.score(text), self.thresholds, self.crisis)
+    def match(self, text: str, after_crisis: bool = False) -> Match:
+        return decide(self.score(text, after_crisis), self.thresholds, self.crisis)
 
 
 def decide(scores: Scores, th: Thresholds, crisis: frozenset[str]) -> Match:

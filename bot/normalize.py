@@ -29,9 +29,14 @@ def _keep(ch: str) -> bool:
     return unicodedata.category(ch)[0] in "LN"
 
 
+# The few emoji that carry a crisis on their own (「🆘」 alone is a plea); every other
+# emoji is noise and goes with the punctuation.
+_EMOJI_WORDS = str.maketrans({"🆘": " sos ", "🚑": "救急車", "🚒": "消防車", "🔥": "火", "🔪": "刃物"})
+
+
 def fold(text: str) -> str:
     """Normalise without synonyms."""
-    text = _SPACES.sub(" ", unicodedata.normalize("NFKC", text).lower())
+    text = _SPACES.sub(" ", unicodedata.normalize("NFKC", text.translate(_EMOJI_WORDS)).lower())
     out = []
     for ch in text:
         if ch in _STRETCH:

@@ -125,7 +125,6 @@ class Thresholds(Strict):
     confident: float = Field(ge=0, le=100)
     margin: float = Field(ge=0, le=100)
     floor: float = Field(ge=0, le=100)
-    crisis: float = Field(ge=0, le=100)
     crisis_strong: float = Field(ge=0, le=100)
 
     @model_validator(mode="after")
@@ -170,6 +169,12 @@ class CrisisCue(Strict):
     topic_first: bool = False
 
 
+class CrisisTrainingFile(Strict):
+    """The crisis model's own examples by kind; `none` only sound like a crisis."""
+
+    examples: dict[Literal["fire_medical", "danger", "suicide", "none"], list[NonEmpty]]
+
+
 class CrisisFile(Strict):
     # Kinds in order of precedence: when several are found, the first one answers.
     kinds: dict[CrisisKindId, CrisisKind]
@@ -180,9 +185,9 @@ class CrisisFile(Strict):
     # The crisis model's margin (0-100, like intent scores) at or above which a clause is a
     # crisis without any cue; chosen on cross-validation for recall (python -m bot evaluate).
     model_threshold: float = Field(ge=0, le=100)
-    # Below this margin the model's crisis also needs the intent classifier's agreement:
-    # its score for the crisis intent at least `crisis` in _thresholds.yaml.
-    model_sure: float = Field(ge=0, le=100)
+    # The same right after a crisis answer: a resident who just said 「死にたい」 and then
+    # 「もうどうでもいい」 is still in that crisis, so the model listens more closely.
+    model_threshold_after_crisis: float = Field(ge=0, le=100)
 
     @model_validator(mode="after")
     def _complete(self) -> "CrisisFile":

@@ -147,7 +147,7 @@ def test_switch_screen_replies_with_harmless_card_and_forgets(chat, tap, runtime
 def test_clarify_stores_pending_and_a_number_picks(runtime, catalog):
     # A matcher that never trusts its top score: every in-scope message clarifies.
     matcher = Matcher(catalog)
-    matcher.thresholds = catalog.thresholds.model_copy(update={"margin": 100.0, "crisis": 101.0})
+    matcher.thresholds = catalog.thresholds.model_copy(update={"margin": 100.0})
     dialogue = Dialogue(catalog, "kumamoto", matcher, runtime.store)
     turn = dialogue.respond(USER, TextInput("還付金があるって電話がきた"))
     assert turn.decision == "clarify" and turn.intent is None
