@@ -237,6 +237,7 @@ class Matcher:
             for w in map(self.normalize, i.keywords):
                 if w:
                     self._keywords.setdefault(w[0], []).append((k, Cue(w)))
+        self._patterns = [(k, re.compile(p)) for k, i in enumerate(catalog.intents) for p in i.patterns]
         # Intents that need positive evidence before they may be answered (schema.Guard).
         index = {intent_id: k for k, intent_id in enumerate(self.intent_ids)}
         self._guards = [(k, [re.compile("|".join(group)) for group in i.guard.all_of],
@@ -311,6 +312,11 @@ class Matcher:
             for owner, keyword in self._keywords.get(first, ()):
                 if keyword.found_in(query):
                     hits[owner] += 1
+        patterned = set()
+        for owner, pattern in self._patterns:
+            if pattern.search(query):
+                hits[owner] += 1
+                patterned.add(self.intent_ids[owner])
         hit = hits > 0
         scores[hit] = np.maximum(scores[hit], KEYWORD_FLOOR) + KEYWORD_BONUS * np.minimum(hits[hit], 2)
         cues = frozenset(self.intent_ids[k] for k in np.flatnonzero(hit & self._is_crisis))
@@ -327,7 +333,7 @@ class Matcher:
                 if near >= NEGATIVE_MIN and near > fuzzy[k]:
                     scores[k] -= NEGATIVE_PENALTY
 
-        proven = self._guard(query, scores)
+        proven = self._guard(query, scores) | patterned
         scores = np.clip(scores, 0.0, 100.0)
         order = np.argsort(-scores, kind="stable")
         ranked = tuple(Candidate(self.intent_ids[k], round(float(scores[k]), 1)) for k in order)
@@ -336,8 +342,9 @@ class Matcher:
                      for k, name in enumerate(self._targets) if k > n}
         verdict = self.crisis_layer.detect(text, (query, columns, weights), self.vector, after_crisis)
         if verdict and verdict.evidence == "model" and proven and ranked[0].intent in proven:
-            # the model's guess yields to a topic proven by its guard's evidence (「妻を殴ってしまう」
-            # is the writer's own act, not a danger to the writer)
+            # the model's guess yields to the top topic when a rule proves it: its guard's
+            # evidence (「妻を殴ってしまう」 is the writer's own act, not a danger to the writer)
+            # or one of its patterns (「夫に叩かれました」: the DV answer, which says 110 too)
             verdict = None
         return Scores(query, ranked, round(float(blend[n]), 1), followups, cues, verdict)
 

@@ -100,6 +100,9 @@ class Intent(Strict):
     flow: Literal["normal", "sensitive"] = "normal"
     label: Label
     keywords: list[NonEmpty] = []
+    # Keywords that need a pattern (a partner word with a passive harm verb): each one
+    # found counts like a keyword. Regular expressions over normalised text.
+    patterns: list[Pattern] = []
     examples: list[NonEmpty] = Field(min_length=1)
     negative_examples: list[NonEmpty] = []
     guard: Guard | None = None
