@@ -3,10 +3,10 @@
 The staff API, the CLI and (later) the console all call `create_alert` and
 `alert_status`; delivery itself is bot.delivery's job on RQ workers.
 
-An alert follows the police pattern (alerts-and-campaigns.md §1): 手口 ->
+An alert follows the police pattern (docs/alerts.md §1): 手口 ->
 where/when -> up to 3 countermeasures -> where to call (a desk's tel: button) ->
 「身近な方にも伝えて」. Topics are a closed list: DV, sexual-violence and victim
-help are never pushed (safety-design S1), so they cannot be alert topics.
+help are never pushed (docs/safety.md S1), so they cannot be alert topics.
 """
 
 from __future__ import annotations
@@ -73,7 +73,7 @@ class AlertRequest(BaseModel):
     def _topic(cls, topic: str) -> str:
         if topic in SENSITIVE_TOPICS or topic not in TOPICS:
             raise ValueError(f"{topic!r} is not an alert topic (one of {', '.join(TOPICS)}); DV, sexual-violence "
-                             "and victim help are never pushed (safety-design S1)")
+                             "and victim help are never pushed (docs/safety.md S1)")
         return topic
 
 

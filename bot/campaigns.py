@@ -6,7 +6,7 @@ URL behind a per-recipient tracked link (/r/<token>) and/or questions answered i
 the chat with quick replies. Results are counted without the resident's id:
 clicks by token, answers by a salted hash (only so that the latest answer wins).
 
-Campaigns are general awareness (safety-design S1, alerts-and-campaigns §6.3):
+Campaigns are general awareness (docs/safety.md S1, docs/alerts.md §6.3):
 neutral titles, never a segment defined by a sensitive topic (topics are the
 closed subscription list).
 """
@@ -89,7 +89,7 @@ class CampaignRequest(BaseModel):
         unknown = [t for t in self.topics if t not in TOPICS]
         if unknown:
             raise ValueError(f"topics {unknown} are not subscription topics ({', '.join(TOPICS)}); "
-                             "campaigns never target a sensitive topic (safety-design S1)")
+                             "campaigns never target a sensitive topic (docs/safety.md S1)")
         names = [v.name for v in self.variants]
         if len(set(names)) != len(names):
             raise ValueError("variant names must differ")

@@ -1,7 +1,7 @@
 """One conversational turn: (user id, text or postback) -> the LINE messages to send.
 
 Data flows one way: input -> matcher -> answer content -> message builders.
-Nothing the resident wrote is stored, logged or echoed (safety-design S6, §3);
+Nothing the resident wrote is stored, logged or echoed (docs/safety.md S6, §3);
 the only memory is the opaque state kept by bot.state.
 """
 
@@ -45,7 +45,7 @@ class Turn:
     intent: str | None = None
     score: float = 0.0
     candidates: tuple[Candidate, ...] = ()
-    # Sensitive turns go out with the reply token only, never as a push (safety-design S1).
+    # Sensitive turns go out with the reply token only, never as a push (docs/safety.md S1).
     sensitive: bool = False
     lang: str = "ja"
     # The messages' wire form (what LINE receives), computed once; cached answers share it.

@@ -1,5 +1,5 @@
 """The optional daily digest: non-urgent alerts once a day, as one message
-(alerts-and-campaigns.md §3.4: too many alerts made residents cancel altogether).
+(docs/alerts.md §3.4: too many alerts made residents cancel altogether).
 
 - A city's `digest` (city.yaml) names the time and the topics; `emergency` and
   `missing` never wait. Residents choose it in their alert settings.

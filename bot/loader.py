@@ -508,4 +508,4 @@ def _never_say(d: _Doc, loc: tuple, text: Text) -> None:
     for value in text.values():
         phrase = policy.never_say_phrase(value)
         if phrase:
-            d.problem(loc, f"contains {phrase!r}, which is on the never-say list (safety-design §5.1)")
+            d.problem(loc, f"contains {phrase!r}, which is on the never-say list (docs/safety.md §5.1)")

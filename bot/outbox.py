@@ -1,7 +1,7 @@
 """Outgoing replies, sent off the request thread so the webhook answers LINE at once.
 
 A reply whose token has expired falls back to a push with a retry key, except
-for sensitive answers (safety-design S1): a push raises a notification the
+for sensitive answers (docs/safety.md S1): a push raises a notification the
 abuser may see, so for those nothing is sent and the resident gets the answer
 when they ask again.
 """

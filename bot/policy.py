@@ -1,4 +1,4 @@
-"""Safety rules that content may not override (shared/reference/safety-design.md).
+"""Safety rules that content may not override (docs/safety.md).
 
 These live in code, not YAML, on purpose: a content edit must not be able to
 weaken them. The loader and the tests apply them to every city and language.
@@ -50,7 +50,7 @@ def never_say_phrase(text: str) -> str | None:
     return _first_in(text, NEVER_SAY)
 
 
-# safety-design R1: reentry answers never ask about the offence, its type or the sentence.
+# docs/safety.md R1: reentry answers never ask about the offence, its type or the sentence.
 OFFENCE_QUESTIONS: tuple[str, ...] = (
     "何をした", "何をしたのか", "罪名", "罪状", "刑期", "どんな罪", "何の罪", "前科は", "前科が何",
     "どんな事件", "なぜ捕ま", "what did you do", "what was your crime", "what crime", "your offence",

@@ -50,7 +50,7 @@ def _neutral(label: Text) -> Text:
     for value in label.values():
         word = policy.forbidden_label_word(value)
         if word:
-            raise ValueError(f"label {value!r} contains {word!r}; labels must stay neutral (safety-design S2)")
+            raise ValueError(f"label {value!r} contains {word!r}; labels must stay neutral (docs/safety.md S2)")
         if len(value) > 20:
             raise ValueError(f"label {value!r} is longer than 20 characters (LINE action label limit)")
     return label
@@ -353,7 +353,7 @@ ClockTime = Annotated[str, Field(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")]
 
 
 class QuietHours(Strict):
-    """Non-urgent alert topics wait for the morning (alerts-and-campaigns.md §3.4:
+    """Non-urgent alert topics wait for the morning (docs/alerts.md §3.4:
     municipal LINE posts go out in office hours, except in emergencies). Times are JST;
     a window that passes midnight (21:00-08:00) is the usual case."""
 
@@ -371,7 +371,7 @@ class QuietHours(Strict):
 
 class Digest(Strict):
     """Residents may choose to get non-urgent alerts once a day, as one message
-    (alerts-and-campaigns.md §3.4: too many alerts made people cancel altogether)."""
+    (docs/alerts.md §3.4: too many alerts made people cancel altogether)."""
 
     time: ClockTime  # JST, outside quiet hours (an office-hours post)
     # `emergency` and `missing` are never held back for a digest.

@@ -23,7 +23,7 @@ class Settings:
     content_root: Path = REPO_ROOT
     # The fitted matcher, kept under a hash of content and code (bot.matching); None: fit at every start.
     model_cache_dir: Path | None = REPO_ROOT / "var" / "model-cache"
-    # Conversation state lives this long; sensitive flows shorter (safety-design §3).
+    # Conversation state lives this long; sensitive flows shorter (docs/safety.md §3).
     state_ttl_seconds: int = 30 * 60
     sensitive_state_ttl_seconds: int = 20 * 60
     # Keys Redis state by a keyed hash of the LINE user id, not the id itself.

@@ -5,7 +5,7 @@ Per user (keyed by a salted hash of the LINE user id, never the id itself):
   intent as an opaque code (never "dv"), pending 「もしかして」 codes, whether the
   talk-history notice was shown. Deleted on 「画面を切り替える」 and unfollow.
 - `pref:<h>` (hash, no TTL): the chosen language. Deleted on unfollow.
-- `stats:intent:<intent>:<yyyy-mm-dd>`: counters without any user id (safety-design §3).
+- `stats:intent:<intent>:<yyyy-mm-dd>`: counters without any user id (docs/safety.md §3).
 
 If Redis is unreachable the bot keeps answering without memory: every method
 logs the failure (never the user id) and returns the empty state.

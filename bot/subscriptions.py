@@ -8,7 +8,7 @@ Keys (the user id is needed here: alerts are multicast to these ids):
   alert's English version when staff wrote one).
 - `sub:<city>:digest`: residents who get non-urgent alerts once a day (bot.digest).
 Topics are a fixed list: DV, sexual violence and victim help are never topics
-(safety-design S1), so no code path can subscribe anyone to them. Everything
+(docs/safety.md S1), so no code path can subscribe anyone to them. Everything
 about a user is removed on unfollow.
 """
 

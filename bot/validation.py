@@ -12,7 +12,7 @@ def neutral(text: str) -> str:
     word = policy.forbidden_label_word(text)
     if word:
         raise ValueError(f"{text!r} shows on lock screens and buttons; it must not contain {word!r} "
-                         "(safety-design S2)")
+                         "(docs/safety.md S2)")
     return text
 
 

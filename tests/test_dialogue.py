@@ -86,7 +86,7 @@ def test_being_followed_now_puts_110_first(chat):
     assert wire(turn)[0]["text"].lstrip().find("110") < 20
     tel = [b["uri"] for b in buttons(turn) if b["uri"].startswith("tel:")]
     assert tel[0] == "tel:110"
-    assert quick_labels(turn) == []  # nothing else until they tap (safety-design §6)
+    assert quick_labels(turn) == []  # nothing else until they tap (docs/safety.md §6)
 
 
 def test_suicide_crisis_leads_with_119_and_is_short(chat):
