@@ -65,6 +65,16 @@ def test_reported_dv_phrasings_get_the_dv_answer_notice_and_quick_exit(chat, tex
     assert turn.sensitive
 
 
+@pytest.mark.parametrize("text", [
+    # やさしい日本語 and hiragana: the partner as the subject is written in kana too
+    "わたしは 日本人の おっとと けっこんしました。おっとは おこると わたしを たたきます。",
+    "かれしは わたしを なぐります。わたしは こわいです",
+    "つまが わたしを たたく。ぼくは おとこ です",
+])
+def test_kana_victims_never_reach_the_perpetrator_answer(shared_matcher, text):
+    assert shared_matcher.match(text).intent != "dv_perpetrator"
+
+
 @pytest.mark.parametrize("text", ["妻を殴ってしまう", "カッとなって手が出る", "DVをやめたい、加害者プログラムを受けたい"])
 def test_a_writer_who_says_they_harm_gets_the_perpetrator_answer(shared_matcher, text):
     assert shared_matcher.match(text).intent == "dv_perpetrator"
