@@ -62,15 +62,16 @@ _LOANWORDS = frozenset({"dv", "sos", "ok", "ng", "alert", "alerts", "line", "id"
 _WORDS = re.compile(r"[A-Za-z]+")
 
 
-def detect_lang(text: str) -> str:
+def detect_lang(text: str) -> str | None:
     """English when the message is mostly latin letters and says more than one short
-    word or a known loanword; a resident's chosen language always wins over this."""
+    word or a known loanword; None when it says nothing about the language (「SOS」
+    alone); a resident's chosen language always wins over this."""
     letters = [c for c in text if c.isalpha()]
     if not letters or sum(c.isascii() for c in letters) / len(letters) <= 0.6:
         return "ja"
     words = _WORDS.findall(text)
     if len(words) == 1 and (len(words[0]) <= 3 or words[0].lower() in _LOANWORDS):
-        return "ja"
+        return None
     return "en"
 
 
@@ -114,7 +115,7 @@ class Dialogue:
     # ------------------------------------------------------------ text
 
     def _text(self, user_id: str, text: str, state: ConvState) -> Turn:
-        lang = state.lang or detect_lang(text)
+        lang = state.lang or detect_lang(text) or state.seen_lang or "ja"
         if state.free_text_for:
             self.store.await_free_text(user_id, None)
             match = self.matcher.match(text)
@@ -161,7 +162,7 @@ class Dialogue:
     # ------------------------------------------------------------ postback
 
     def _postback(self, user_id: str, data: str, state: ConvState) -> Turn:
-        lang = state.lang or "ja"
+        lang = state.lang or state.seen_lang or "ja"
         pb = m.parse_postback(data)
         if pb is None:
             log.info("unknown postback data; showing the menu")
@@ -361,7 +362,8 @@ class Dialogue:
 
         out, wire = self._cached(("answer", intent_id, answer_id, also, lang, show_notice), build)
         self.store.remember_answer(user_id, intent_id, sensitive=sensitive,
-                                   notice_shown=show_notice or state.notice_shown)
+                                   notice_shown=show_notice or state.notice_shown,
+                                   lang=None if state.lang else lang)
         return Turn(out, "answer", intent_id, score, tuple(candidates), sensitive=sensitive, lang=lang, wire=wire)
 
     def _followup(self, kind: str, lang: str, state: ConvState, score: float,
@@ -379,7 +381,11 @@ class Dialogue:
             if not answer.more_desks:
                 out: list[Message] = [m.text_message(self.ui["no_more"].get(lang))]
             else:
-                out = [m.desks_message([self.city.desks[d] for d in answer.more_desks], lang, self.ui)]
+                out = [m.text_message(self.ui["more_title"].get(lang)),
+                       m.desks_message([self.city.desks[d] for d in answer.more_desks], lang, self.ui)]
+            # the phone list stays one tap away after the other desks
+            if any(self.city.desks[d].phones for d in answer.desks + answer.more_desks):
+                tail = [self._qa("phones_button", lang, m.postback_data("phones", i=answer_id))] + tail
         else:
             lines = [self.ui["phones_title"].get(lang)]
             listed: set[str] = set()  # one line per number (#9110 is on several desks)

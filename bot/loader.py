@@ -44,8 +44,8 @@ from bot.schema import (
 UI_KEYS = (
     "clarify", "menu_title", "menu_button", "more_button", "phones_button",
     "switch_button", "notice_button", "notice_title", "notice", "call_button", "web_button",
-    "chat_button", "hours", "hours_unknown", "no_phone", "checked", "desks_alt",
-    "phones_title", "no_context", "no_more", "chat_no_history", "non_text", "lang_ja", "lang_en",
+    "chat_button", "hours", "hours_unknown", "hours_unknown_by_phone", "no_phone", "no_phone_chat", "checked", "desks_alt",
+    "phones_title", "more_title", "no_context", "no_more", "chat_no_history", "non_text", "lang_ja", "lang_en",
     "lang_easy", "skip_button", "done_button", "onboard_area", "onboard_topics", "settings_summary",
     "settings_area", "settings_topics", "settings_none", "settings_button", "change_area_button",
     "change_topics_button", "settings_unavailable", "stop_button", "survey_thanks",

@@ -131,9 +131,11 @@ def desk_bubble(desk: Desk, lang: str, ui: Mapping[str, Text]) -> dict[str, Any]
         if phone.label:
             line += f"（{phone.label.get(lang)}）" if lang != "en" else f" ({phone.label.get(lang)})"
         body.append(_t(line, size="sm"))
-    if not desk.phones:
-        body.append(_t(ui["no_phone"].get(lang), size="sm", color="#555555"))
-    hours = f"{ui['hours'].get(lang)}: {desk.hours.get(lang)}" if desk.hours else ui["hours_unknown"].get(lang)
+    if not desk.phones:  # the loader lets no desk without a phone, page or chat onto a card
+        body.append(_t(ui["no_phone" if desk.official_url else "no_phone_chat"].get(lang), size="sm", color="#555555"))
+    # never point to a page the card has no button for
+    unknown = "hours_unknown" if desk.official_url else "hours_unknown_by_phone"
+    hours = f"{ui['hours'].get(lang)}: {desk.hours.get(lang)}" if desk.hours else ui[unknown].get(lang)
     body.append(_t(hours, size="xs", color="#555555"))
     body.append(_t(f"{ui['checked'].get(lang)}: {desk.last_checked.isoformat()}", size="xxs", color="#888888"))
 

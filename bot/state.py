@@ -37,6 +37,9 @@ class ConvState:
     notice_shown: bool = False
     lang: str | None = None
     free_text_for: str | None = None  # a campaign whose optional free-text answer is awaited
+    # The language the resident has been writing in (no choice made): buttons tapped later
+    # answer in it, as do loanwords (「SOS」) that say nothing about the language.
+    seen_lang: str | None = None
 
 
 class ConversationStore:
@@ -78,12 +81,13 @@ class ConversationStore:
                 notice_shown=conv.get("n") == "1",
                 lang=lang,
                 free_text_for=conv.get("f") or None,
+                seen_lang=conv.get("l") or None,
             )
 
         return self._safe("get", read, ConvState())
 
     def remember_answer(self, user_id: str, intent: str, *, sensitive: bool, notice_shown: bool,
-                        today: dt.date | None = None) -> None:
+                        today: dt.date | None = None, lang: str | None = None) -> None:
         """The last intent (opaque), and the day's counter for it (no user id), in one round trip."""
         key = self._key("conv", user_id)
         stats = _stats_key(intent, today)
@@ -93,6 +97,10 @@ class ConversationStore:
             pipe.hset(key, mapping={"i": self._code[intent], "p": ""})
             if notice_shown:
                 pipe.hset(key, "n", "1")
+            if lang == "ja":
+                pipe.hdel(key, "l")
+            elif lang:
+                pipe.hset(key, "l", lang)
             pipe.expire(key, self.sensitive_ttl if sensitive else self.ttl)
             pipe.incr(stats)
             pipe.expire(stats, STATS_TTL_SECONDS)

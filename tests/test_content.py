@@ -215,3 +215,27 @@ def test_easy_japanese_covers_every_card_button_and_notice(catalog):
             missing += [f"{desk.id}.phones.label" for p in desk.phones if p.label and p.label.easy is None]
         missing += [f"{city.id}.answers.{a}" for a, answer in city.answers.items() if answer.text.easy is None]
     assert missing == []
+
+
+def test_an_answer_that_promises_other_desks_has_them(catalog):
+    """「つながらないときは、ほかの窓口も出せます」 with nothing behind 「ほかの窓口」 told a
+    suicidal resident in Minato that there was no other line."""
+    empty = [(city.id, a) for city in catalog.cities.values() for a, answer in city.answers.items()
+             if "ほか" in answer.text.ja and not answer.more_desks]
+    assert empty == []
+
+
+# Remarks meant for staff that once reached residents' screens.
+STAFF_REMARKS = ("この案内ではまだ", "確かめられていません", "計画に役割", "古い資料", "直通ではありません",
+                 "This guide has not", "old source", "not the consultation room")
+
+
+def test_no_staff_remark_reaches_a_resident(catalog):
+    shown = []
+    for city in catalog.cities.values():
+        shown += [v for a in city.answers.values() for v in a.text.values()]
+        for desk in city.desks.values():
+            shown += [v for t in (desk.about, desk.hours) if t for v in t.values()]
+            shown += [v for p in desk.phones if p.label for v in p.label.values()]
+    shown += [v for t in catalog.ui.values() for v in t.values()]
+    assert [s for s in shown if any(r in s for r in STAFF_REMARKS)] == []

@@ -125,7 +125,7 @@ def test_more_desks_follow_up(chat, tap, runtime):
     turn = tap(postback_data("more", i="fraud_phone"))
     more = runtime.catalog.city("kumamoto").answers["fraud_phone"].more_desks
     if more:
-        assert wire(turn)[0]["type"] == "flex"
+        assert wire(turn)[-1]["type"] == "flex"
     else:
         assert wire(turn)[0]["type"] == "text"
 
@@ -234,7 +234,7 @@ def test_follow_up_buttons_work_with_redis_stopped(catalog, runtime):
     buttons_ = [d for d in quick_data(answer) if d.startswith(("act=more", "act=phones"))]
     assert {"act=more&i=suicide_crisis", "act=phones&i=suicide_crisis"} <= set(buttons_)
     more = dialogue.respond(USER, PostbackInput("act=more&i=suicide_crisis"))
-    assert (more.decision, more.intent) == ("followup", "suicide_crisis") and wire(more)[0]["type"] == "flex"
+    assert (more.decision, more.intent) == ("followup", "suicide_crisis") and wire(more)[-1]["type"] == "flex"
     phones = dialogue.respond(USER, PostbackInput("act=phones&i=suicide_crisis"))
     assert phones.intent == "suicide_crisis" and "119" in wire(phones)[0]["text"]
     # an answer id that does not exist is a malformed postback: the menu
@@ -337,3 +337,16 @@ def test_alerts_unsubscribe_offers_stop_and_stop_removes_everything(chat, tap, r
     tap(postback_data("stop"))
     assert redis_client.smembers("sub:kumamoto:topic:fraud") == set()
     assert redis_client.keys("sub:*user*") == []
+
+
+def test_buttons_and_loanwords_keep_the_language_the_resident_writes_in(chat, tap):
+    """An English writer who never chose a language: 「Other desks」 and a bare 「SOS」
+    stay in English; a Japanese resident's 「SOS」 stays Japanese."""
+    first = chat("I am being abused by my partner")
+    assert first.lang == "en" and first.intent == "dv"
+    more = tap(postback_data("more", i="dv"))
+    assert more.lang == "en" and "Call" in repr(wire(more))
+    assert chat("SOS").lang == "en"
+    other = "U" + "f" * 32
+    assert chat("SOS", user=other).lang == "ja"
+    assert chat("DV", user=other).lang == "ja"

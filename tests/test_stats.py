@@ -10,7 +10,7 @@ from bot.stats import BASELINE_CLICK, BASELINE_OPEN, compare, wilson
 def test_kumamoto_baseline_rates_and_interval():
     assert round(BASELINE_OPEN * 100, 1) == 34.4 and round(BASELINE_CLICK * 100, 1) == 3.1
     click = wilson(671, 21416)
-    # alerts-and-campaigns.md §4.1: the 95% interval of the 3.1% click rate is about 2.9-3.4%
+    # docs/alerts.md §4.1: the 95% interval of the 3.1% click rate is about 2.9-3.4%
     assert round(click.low * 100, 1) == 2.9 and round(click.high * 100, 1) == 3.4
 
 
