@@ -150,3 +150,21 @@ def test_a_fire_asked_about_after_a_fraud_answer_is_not_a_follow_up(chat):
     turn = chat("隣の家が燃えてる！どこに電話すればいい？")
     assert (turn.decision, turn.intent) == ("answer", "emergency")
     assert "119" in wire(turn)[0]["text"].split("\n")[0]
+
+
+def test_the_cue_prefilter_never_hides_a_match(catalog, shared_matcher):
+    """Cue patterns are skipped when none of their possible first characters occurs in the
+    text: on every crisis example and test message, a skipped pattern would not have matched."""
+    import re
+
+    from bot.crisis import first_chars
+
+    texts = [shared_matcher.normalize(t) for i in catalog.intents for t in i.examples]
+    texts += [shared_matcher.normalize(t) for ts in catalog.crisis_training.values() for t in ts]
+    texts += [shared_matcher.normalize(i.text) for i in load_crisis_items(DATA / "crisis_heldout.yaml")]
+    for pattern in (p for cue in catalog.crisis.cues for p in cue.patterns):
+        first, compiled = first_chars(pattern), re.compile(pattern)
+        for text in texts:
+            match = compiled.search(text)
+            if match and first is not None:
+                assert match.group(0)[:1] in first or match.group(0) == "", (pattern, text)
