@@ -106,7 +106,7 @@ def test_labelled_set_floors(matcher, catalog):
 # Issue 4's targets are accuracy 0.92, crisis recall 1.00 and fallback 0.85; the floors
 # sit just under what the shipped catalogue measures (0.954 / 1.000 / 0.942), so a
 # regression fails CI.
-FLOORS = {"accuracy": 0.94, "crisis_recall": 1.0, "out_of_scope_fallback": 0.92}
+FLOORS = {"accuracy": 0.945, "crisis_recall": 1.0, "out_of_scope_fallback": 0.92}
 
 
 def test_the_fitted_model_is_kept_by_content_and_refitted_when_it_changes(matcher, catalog, content_copy, tmp_path):

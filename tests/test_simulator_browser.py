@@ -84,6 +84,15 @@ def test_dev_chat_in_headless_chromium(server, redis_url):
             expect(call).to_contain_text("電話する")
             page.screenshot(path=str(ARTIFACTS / "dev-chat-fraud.png"), full_page=True)
 
+            # a fire told in a second sentence: the 119 card first, the fraud topic one tap away
+            page.fill("#text", "詐欺の電話があった。ところで隣の家から煙が出てる")
+            page.click("#send")
+            expect(page.locator(".row.bot .bubble", has_text="すぐ119番")).to_be_visible()
+            expect(page.locator(".card .btn.primary", has_text="119").last).to_be_visible()
+            page.screenshot(path=str(ARTIFACTS / "dev-chat-crisis.png"), full_page=True)
+            page.locator(".chip", has_text="電話・訪問の詐欺").click()
+            expect(page.locator(".row.bot .bubble", has_text="電話で『お金』詐欺").last).to_be_visible()
+
             page.fill("#text", "夫に殴られる")
             page.click("#send")
             expect(page.locator(".row.bot .bubble", has_text="あなたは悪くありません")).to_be_visible()

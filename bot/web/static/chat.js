@@ -46,6 +46,15 @@
       box.style.flexDirection = node.layout === "horizontal" ? "row" : "column";
       box.style.gap = "4px";
       (node.contents || []).forEach(c => box.appendChild(flexNode(c)));
+      if (node.backgroundColor) box.style.background = node.backgroundColor;
+      if (node.cornerRadius) box.style.borderRadius = node.cornerRadius;
+      if (node.paddingAll) box.style.padding = node.paddingAll;
+      if (node.action) {  // a tappable row (the triage card), as LINE draws it
+        box.classList.add("tappable");
+        box.setAttribute("role", "button");
+        box.tabIndex = 0;
+        box.addEventListener("click", () => action(node.action));
+      }
       return box;
     }
     if (node.type === "text") {
