@@ -214,6 +214,17 @@ def test_easy_japanese_covers_every_card_button_and_notice(catalog):
                     missing.append(f"{desk.id}.{field}")
             missing += [f"{desk.id}.phones.label" for p in desk.phones if p.label and p.label.easy is None]
         missing += [f"{city.id}.answers.{a}" for a, answer in city.answers.items() if answer.text.easy is None]
+        config = city.config
+        texts = {"fallback.text": config.fallback.text, "welcome": config.welcome,
+                 "harmless_card.title": config.harmless_card.title, "harmless_card.body": config.harmless_card.body}
+        texts |= {f"menu.{item.intent}": item.label for item in config.menu}
+        texts |= {f"areas.{area.id}": area.label for area in config.areas}
+        texts |= {f"topics.{topic.id}": topic.label for topic in config.topics}
+        texts |= {f"topics.{topic.id}.alert_label": topic.alert_label for topic in config.topics if topic.alert_label}
+        if config.triage:
+            texts["triage.title"] = config.triage.title
+            texts |= {f"triage.needs[{i}]": need.text for i, need in enumerate(config.triage.needs)}
+        missing += [f"{city.id}.{where}" for where, text in texts.items() if text.easy is None]
     assert missing == []
 
 
