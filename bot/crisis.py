@@ -117,6 +117,8 @@ class CrisisLayer:
         # Each cue pattern with the characters its matches can start with (None: any).
         self._cues = [(cue.name, cue.kind, [(first_chars(p), re.compile(p)) for p in cue.patterns],
                        _alternation(cue.unless)) for cue in spec.cues]
+        self._patterns = [fp for _, _, patterns, _ in self._cues for fp in patterns]
+        self._anchored = [(f, p) for f, p in self._patterns if "\\A" in p.pattern or "\\Z" in p.pattern]
         self._topic_first = {cue.name for cue in spec.cues if cue.topic_first} | {"model"}
         self.threshold = spec.model_threshold
         self.threshold_after = spec.model_threshold_after_crisis
@@ -154,6 +156,12 @@ class CrisisLayer:
         parts = [p for p in self._breaks.split(text) if p and p.strip()]
         return parts or [text]
 
+    def _could_match(self, normalised: str, anchored: bool) -> bool:
+        """Whether any cue pattern (only the anchored ones, or all) matches, ignoring `unless`."""
+        chars = set(normalised)
+        return any((first is None or not first.isdisjoint(chars)) and pattern.search(normalised)
+                   for first, pattern in (self._anchored if anchored else self._patterns))
+
     def cue_kinds(self, normalised: str) -> dict[str, str]:
         """Crisis kinds whose cues occur in one normalised clause: kind -> cue name (a named
         danger rather than a plea where both occur)."""
@@ -187,7 +195,14 @@ class CrisisLayer:
         # The whole message too: a cue may straddle a line break.
         queries = [whole[0]] + ([] if len(raw) == 1 else [q for q in map(self.normalize, raw) if q])
         cued: list[tuple[int, bool, int, str, str]] = []  # (precedence, plea, clause, kind, cue)
-        for n, query in enumerate(queries):
+        # A clause is a piece of the whole message: a pattern that finds nothing in the whole
+        # finds nothing in a clause, unless it is anchored to a text's start or end.
+        if len(queries) > 1 and not self._could_match(queries[0], anchored=False) and not any(
+                self._could_match(q, anchored=True) for q in queries[1:]):
+            queries_with_cues: list[str] = []
+        else:
+            queries_with_cues = queries
+        for n, query in enumerate(queries_with_cues):
             for kind, name in self.cue_kinds(query).items():
                 # a named danger outranks a plea of the same kind
                 cued.append((self.kinds.index(kind), name in self._topic_first, n, kind, name))

@@ -169,6 +169,8 @@ def format_crisis(report: dict[str, Any], cv: dict[str, Any] | None) -> str:
         lines.append(f"  {cv['folds']}-fold cross-validation: recall {pct(cv['recall'])} of {cv['crisis_examples']} "
                      f"crisis examples (found by {cv['found_by']}), false crisis {pct(cv['false_crisis'])} of "
                      f"{cv['out_of_scope_examples']} out-of-scope examples")
+        lines.append("    (the cues were written with these examples in view, so this is an upper bound; "
+                     "the held-out set above is the figure to trust)")
         lines += [f"    model_threshold {row['model_threshold']:>3}: recall {pct(row['recall'])}, "
                   f"false crisis {pct(row['false_crisis'])}" for row in cv["model_threshold_sweep"]]
     if report["dev"]["misses"]:
