@@ -204,8 +204,10 @@ def test_every_catalogue_intent_exists():
 
 def test_easy_japanese_covers_every_card_button_and_notice(catalog):
     """やさしい日本語 mode: every interface string (buttons, the talk-history notice, card
-    wording) and every desk line a resident reads has an easy version."""
+    wording, the intent labels shown as 「もしかして」 and next-step buttons) and every desk
+    line a resident reads has an easy version."""
     missing = [f"ui.{key}" for key, text in catalog.ui.items() if text.easy is None]
+    missing += [f"intents.{intent.id}.label" for intent in catalog.intents if intent.label.easy is None]
     for city in catalog.cities.values():
         for desk in city.desks.values():
             for field in ("about", "hours"):
