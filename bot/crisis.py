@@ -34,6 +34,9 @@ NONE = "none"
 # The crisis model's regularisation and class weights: "balanced" gives the few crisis
 # examples the weight of all the others together, which is what recall first means here.
 MODEL_C = 0.5
+# A clause shorter than this (normalised characters) is not scored on its own by the
+# model: 「もう」 after a question scored as a suicide crisis.
+MIN_CLAUSE = 4
 CLASS_WEIGHT = "balanced"
 
 
@@ -113,13 +116,13 @@ class CrisisLayer:
         self.spec = spec
         self.normalize = normalize
         self.kinds = list(spec.kinds)  # precedence order
-        self._breaks = re.compile("|".join(f"(?:{p})" for p in spec.clause_breaks))
+        self._breaks = re.compile("|".join(f"(?:{p})" for p in spec.clause_breaks), re.IGNORECASE)
         # Each cue pattern with the characters its matches can start with (None: any).
         self._cues = [(cue.name, cue.kind, [(first_chars(p), re.compile(p)) for p in cue.patterns],
                        _alternation(cue.unless)) for cue in spec.cues]
         self._patterns = [fp for _, _, patterns, _ in self._cues for fp in patterns]
         self._anchored = [(f, p) for f, p in self._patterns if "\\A" in p.pattern or "\\Z" in p.pattern]
-        self._topic_first = {cue.name for cue in spec.cues if cue.topic_first} | {"model"}
+        self._topic_first = {cue.name for cue in spec.cues if cue.topic_first}
         self.threshold = spec.model_threshold
         self.threshold_after = spec.model_threshold_after_crisis
         self.covers: dict[str, frozenset[str]] = {}
@@ -188,41 +191,57 @@ class CrisisLayer:
         return best, max(0.0, min(100.0, score))
 
     def detect(self, text: str, whole: tuple[str, np.ndarray, np.ndarray],
-               vector: Callable[[str], tuple[np.ndarray, np.ndarray]], after_crisis: bool = False) -> Verdict | None:
+               vector: Callable[[str], tuple[np.ndarray, np.ndarray]], after: str | None = None) -> Verdict | None:
         """The crisis in a message, if any. `whole` is the message's normalised text and
-        features (already computed by the matcher); `vector` computes a clause's features."""
-        raw = self.clauses(text)
-        # The whole message too: a cue may straddle a line break.
-        queries = [whole[0]] + ([] if len(raw) == 1 else [q for q in map(self.normalize, raw) if q])
+        features (already computed by the matcher); `vector` computes a clause's features.
+        `after`: the crisis answer just given; the model listens more closely for that same
+        kind (「もうどうでもいい」 after 「死にたい」), never for another."""
+        again = next((k for k, spec in self.spec.kinds.items() if spec.answer == after), None)
+        clauses = [q for q in map(self.normalize, self.clauses(text)) if q]
+        if len(clauses) < 2:
+            clauses = []  # one clause: the whole message is it
+        # Cues run on each clause, so that a clause's `unless` stays in its clause. Most
+        # messages hold no cue: one search over the clauses joined by line breaks says so
+        # first ('.' never crosses a line break and a line break is neither letter nor
+        # kana, so it finds what a search of each clause finds), except for the few
+        # patterns anchored to a text's start or end, which are tried on each clause.
+        cue_texts = clauses or [whole[0]]
+        if clauses and not self._could_match("\n".join(clauses), anchored=False) and not any(
+                self._could_match(q, anchored=True) for q in clauses):
+            cue_texts = []
         cued: list[tuple[int, bool, int, str, str]] = []  # (precedence, plea, clause, kind, cue)
-        # A clause is a piece of the whole message: a pattern that finds nothing in the whole
-        # finds nothing in a clause, unless it is anchored to a text's start or end.
-        if len(queries) > 1 and not self._could_match(queries[0], anchored=False) and not any(
-                self._could_match(q, anchored=True) for q in queries[1:]):
-            queries_with_cues: list[str] = []
-        else:
-            queries_with_cues = queries
-        for n, query in enumerate(queries_with_cues):
+        for n, query in enumerate(cue_texts, start=1 if clauses else 0):
             for kind, name in self.cue_kinds(query).items():
                 # a named danger outranks a plea of the same kind
                 cued.append((self.kinds.index(kind), name in self._topic_first, n, kind, name))
+        named = [c for c in cued if not c[1]]
+        if named:  # a named danger beats the model
+            *_, n, kind, name = min(named)
+            return self._verdict(kind, n, name, 100.0, len(clauses) or 1)
         modelled: list[tuple[float, int, str]] = []
-        if not cued and self._coef is not None:  # a cue beats the model: only then run it per clause
-            for n, query in enumerate(queries):
+        if self._coef is not None:
+            for n, query in enumerate([whole[0], *clauses]):
+                if n and len(query) < MIN_CLAUSE:
+                    continue  # 「もう」 alone says nothing the whole message does not
                 columns, weights = whole[1:] if n == 0 else vector(query)
                 if len(columns):
                     kind, score = self.model_kind(columns, weights)
-                    if kind != NONE and score >= (self.threshold_after if after_crisis else self.threshold):
+                    if kind != NONE and score >= (self.threshold_after if kind == again else self.threshold):
                         modelled.append((score, n, kind))
         if cued:
+            # A plea names no kind: where the model hears fire, gas or illness, 119 leads.
+            medical = [m for m in modelled if m[2] == "fire_medical"]
+            if medical:
+                score, n, kind = max(medical)
+                return self._verdict(kind, n, cued[0][4] + "+model", 100.0, len(clauses) or 1)
             *_, n, kind, name = min(cued)
-            return self._verdict(kind, n, name, 100.0, len(raw))
+            return self._verdict(kind, n, name, 100.0, len(clauses) or 1)
         if modelled:
             score, n, kind = max(modelled)
-            return self._verdict(kind, n, "model", round(score, 1), len(raw))
+            return self._verdict(kind, n, "model", round(score, 1), len(clauses) or 1)
         return None
 
     def _verdict(self, kind: str, clause: int, evidence: str, score: float, clauses: int) -> Verdict:
         spec = self.spec.kinds[kind]  # type: ignore[index]
         return Verdict(kind, spec.intent, spec.answer, clause, evidence, score, self.covers.get(kind, frozenset()),
-                       plea=evidence in self._topic_first and evidence != "model", clauses=clauses)
+                       plea=evidence in self._topic_first, clauses=clauses)

@@ -17,7 +17,7 @@ from linebot.v3.messaging import Message
 
 from bot import messages as m
 from bot.loader import Catalog
-from bot.matching import Candidate, Matcher
+from bot.matching import Candidate, Match, Matcher
 from bot.state import ConversationStore, ConvState
 from bot.subscriptions import Choice, Subscriptions
 
@@ -133,12 +133,12 @@ class Dialogue:
         if picked:
             return self.answer(user_id, picked, lang, state, score=100.0)
 
-        match = self.matcher.match(text, after_crisis=state.last_intent in self.matcher.crisis)
-        named_crisis = match.crisis is not None and match.crisis.evidence != "model" and not match.crisis.plea
-        if state.last_intent in self.matcher.crisis and match.followup and not named_crisis:
-            # 「つながらない」 right after the suicide answer: its other lines, not a new topic;
-            # a crisis named in the message (a fire) still gets its own answer
-            return self._followup(match.followup, lang, state, match.score, match.candidates)
+        last_crisis = (state.last_answer or state.last_intent) if state.last_intent in self.matcher.crisis else None
+        match = self.matcher.match(text, after=last_crisis)
+        if state.last_intent in self.matcher.crisis and match.followup:
+            followup = self._after_crisis(user_id, match, lang, state)
+            if followup is not None:
+                return followup
         if match.decision == "answer" and match.intent:
             return self.answer(user_id, match.intent, lang, state, match.score, match.candidates,
                                answer_id=match.answer, also=match.also)
@@ -147,6 +147,21 @@ class Dialogue:
         if match.decision == "clarify":
             return self._clarify(user_id, match.candidates, lang, match.score)
         return self._fallback(lang, match.score, match.candidates)
+
+    def _after_crisis(self, user_id: str, match: Match, lang: str, state: ConvState) -> Turn | None:
+        """「つながらない」「ほかには？」 right after a crisis answer is about that answer: its
+        other lines (or the card again when it has none), not a new topic. A crisis named in
+        the message, or one of another kind (a fire after 「死にたい」), gets its own answer."""
+        last = state.last_answer or state.last_intent
+        assert last is not None and match.followup is not None
+        crisis = match.crisis
+        # a plea (「助けて」) names no kind: it is still this crisis
+        if crisis is not None and not crisis.plea and (crisis.evidence != "model" or crisis.answer != last):
+            return None
+        if match.followup == "more" and not self.city.answers[last].more_desks:
+            intent = self._crisis_answers.get(last, last)
+            return self.answer(user_id, intent, lang, state, match.score, match.candidates, answer_id=last)
+        return self._followup(match.followup, lang, state, match.score, match.candidates)
 
     def _pick_pending(self, text: str, state: ConvState) -> str | None:
         """A typed 「1」「2」 or 「はい」 chooses from the pending 「もしかして」 list."""
@@ -363,13 +378,13 @@ class Dialogue:
         out, wire = self._cached(("answer", intent_id, answer_id, also, lang, show_notice), build)
         self.store.remember_answer(user_id, intent_id, sensitive=sensitive,
                                    notice_shown=show_notice or state.notice_shown,
-                                   lang=None if state.lang else lang)
+                                   lang=None if state.lang else lang, answer=answer_id)
         return Turn(out, "answer", intent_id, score, tuple(candidates), sensitive=sensitive, lang=lang, wire=wire)
 
     def _followup(self, kind: str, lang: str, state: ConvState, score: float,
                   candidates: Sequence[Candidate], answer_id: str | None = None) -> Turn:
         """「ほかには？」「電話番号は？」 about an answer: the one a button names, else the last one."""
-        answer_id = answer_id or state.last_intent
+        answer_id = answer_id or state.last_answer or state.last_intent
         if answer_id is None:
             msg = m.text_message(self.ui["no_context"].get(lang), self._menu_actions(lang))
             return Turn([msg], "followup", None, score, tuple(candidates), lang=lang)

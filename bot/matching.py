@@ -88,10 +88,11 @@ class Scores:
     intents: tuple[Candidate, ...]  # every intent, best first
     out_of_scope: float
     followups: dict[str, float]
-    # crisis intents whose keywords occur in the message: a cue that topic words never outvote
-    crisis_cues: frozenset[str] = frozenset()
     # what the crisis layer found (bot.crisis): it outranks every other decision
     crisis: Verdict | None = None
+    # the crisis model's likeliest kind for the whole message, as (intent, answer), whatever
+    # its score: when the classifier alone answers a crisis, the right number still leads
+    guess: tuple[str, str] | None = None
 
 
 @dataclass(frozen=True)
@@ -194,7 +195,6 @@ class Matcher:
         self.normalize = Normalizer(catalog.synonyms)
         self.crisis = frozenset(i.id for i in catalog.intents if i.priority == "crisis")
         self.intent_ids = [i.id for i in catalog.intents]
-        self._is_crisis = np.array([i.priority == "crisis" for i in catalog.intents])
 
         # Targets: intents, then out-of-scope, then follow-up kinds, each owning examples.
         targets: list[tuple[str, list[str]]] = [(i.id, i.examples) for i in catalog.intents]
@@ -242,23 +242,23 @@ class Matcher:
         index = {intent_id: k for k, intent_id in enumerate(self.intent_ids)}
         self._guards = [(k, [re.compile("|".join(group)) for group in i.guard.all_of],
                          re.compile("|".join(i.guard.none_of)) if i.guard.none_of else None,
-                         index[i.guard.instead], i.guard.promote)
+                         index[i.guard.instead])
                         for k, i in enumerate(catalog.intents) if i.guard]
+        # A guarded answer is given only on its evidence, never as a side button.
+        self.guarded = frozenset(i.id for i in catalog.intents if i.guard)
 
     def _guard(self, query: str, scores: np.ndarray) -> set[str]:
         """An intent whose evidence is missing scores nothing; its `instead` takes its score
         (a message naming DV with no sign that the writer is the one who harms is the
         victim's, whatever the classifier thought)."""
         proven = set()
-        for k, all_of, none_of, instead, promote in self._guards:
+        for k, all_of, none_of, instead in self._guards:
             held = all(group.search(query) for group in all_of) and not (none_of and none_of.search(query))
-            if held and promote:
+            if held:
                 proven.add(self.intent_ids[k])
-            if not held:
+            else:
                 scores[instead] = max(scores[instead], scores[k])
                 scores[k] = 0.0
-            elif promote and scores[instead] >= scores[k]:
-                scores[k], scores[instead] = scores[instead], scores[instead] - self.thresholds.margin - 1.0
         return proven
 
     def _fuzzy(self, query: str, choices: Sequence[str], lengths: np.ndarray) -> np.ndarray:
@@ -282,9 +282,9 @@ class Matcher:
         return np.bincount(post.indices[at], weights=post.data[at] * np.repeat(weights, lengths),
                            minlength=post.shape[0])
 
-    def score(self, text: str, after_crisis: bool = False) -> Scores:
-        """`after_crisis`: the last answer was a crisis answer, so the crisis model listens
-        more closely (「もうどうでもいい」 right after 「死にたい」 is still that crisis)."""
+    def score(self, text: str, after: str | None = None) -> Scores:
+        """`after`: the crisis answer just given (emergency_119, suicide_crisis ...): the crisis
+        model listens more closely for that kind (「もうどうでもいい」 after 「死にたい」)."""
         query = self.normalize(text)
         n, t = len(self.intent_ids), len(self._targets)
         if not query:
@@ -312,14 +312,11 @@ class Matcher:
             for owner, keyword in self._keywords.get(first, ()):
                 if keyword.found_in(query):
                     hits[owner] += 1
-        patterned = set()
         for owner, pattern in self._patterns:
             if pattern.search(query):
                 hits[owner] += 1
-                patterned.add(self.intent_ids[owner])
         hit = hits > 0
         scores[hit] = np.maximum(scores[hit], KEYWORD_FLOOR) + KEYWORD_BONUS * np.minimum(hits[hit], 2)
-        cues = frozenset(self.intent_ids[k] for k in np.flatnonzero(hit & self._is_crisis))
 
         # Negatives only matter for intents that could win: the leading few, within a
         # penalty of the top (one further behind stays behind even if the top is penalised).
@@ -333,30 +330,33 @@ class Matcher:
                 if near >= NEGATIVE_MIN and near > fuzzy[k]:
                     scores[k] -= NEGATIVE_PENALTY
 
-        proven = self._guard(query, scores) | patterned
+        proven = self._guard(query, scores)
         scores = np.clip(scores, 0.0, 100.0)
         order = np.argsort(-scores, kind="stable")
         ranked = tuple(Candidate(self.intent_ids[k], round(float(scores[k]), 1)) for k in order)
         # Follow-ups ("電話番号は？") are targets of their own, on the same scale as intents.
         followups = {name[len(FOLLOWUP_PREFIX):]: round(float(blend[k]), 1)
                      for k, name in enumerate(self._targets) if k > n}
-        verdict = self.crisis_layer.detect(text, (query, columns, weights), self.vector, after_crisis)
-        if verdict and verdict.evidence == "model" and proven and ranked[0].intent in proven:
-            # the model's guess yields to the top topic when a rule proves it: its guard's
-            # evidence (「妻を殴ってしまう」 is the writer's own act, not a danger to the writer)
-            # or one of its patterns (「夫に叩かれました」: the DV answer, which says 110 too)
+        verdict = self.crisis_layer.detect(text, (query, columns, weights), self.vector, after)
+        if verdict and verdict.evidence == "model" and verdict.kind == "danger" and ranked[0].intent in proven:
+            # The model's guess of danger from people yields to the writer's own act, proven
+            # by a guard (「妻を殴ってしまう」). Never a 119 or suicide guess: those stay.
             verdict = None
-        return Scores(query, ranked, round(float(blend[n]), 1), followups, cues, verdict)
+        kind, _ = self.crisis_layer.model_kind(columns, weights)
+        spec = self.crisis_layer.spec.kinds.get(kind) if kind != NONE else None  # type: ignore[call-overload]
+        guess = (spec.intent, spec.answer) if spec else None
+        return Scores(query, ranked, round(float(blend[n]), 1), followups, verdict, guess)
 
     def vector(self, query: str) -> tuple[np.ndarray, np.ndarray]:
         """Feature columns and weights of one normalised text."""
         return self._features.vector(query)
 
-    def match(self, text: str, after_crisis: bool = False) -> Match:
-        return decide(self.score(text, after_crisis), self.thresholds, self.crisis)
+    def match(self, text: str, after: str | None = None) -> Match:
+        return decide(self.score(text, after), self.thresholds, self.crisis, self.guarded)
 
 
-def decide(scores: Scores, th: Thresholds, crisis: frozenset[str]) -> Match:
+def decide(scores: Scores, th: Thresholds, crisis: frozenset[str],
+           guarded: frozenset[str] = frozenset()) -> Match:
     """Turn scores into answer / clarify / fallback / followup with explicit thresholds."""
     ranked = scores.intents
     top = ranked[0] if ranked else Candidate("", 0.0)
@@ -374,7 +374,8 @@ def decide(scores: Scores, th: Thresholds, crisis: frozenset[str]) -> Match:
     # raised (a theft told before 「生きてるのがしんどい」) is offered as the next step.
     verdict = scores.crisis
     if verdict is not None:
-        topic = next((c for c in ranked if c.intent not in crisis), None)
+        # never a guarded answer (dv_perpetrator) as a side button: it needs its own evidence
+        topic = next((c for c in ranked if c.intent not in crisis and c.intent not in guarded), None)
         clear = topic.intent if topic and topic.score >= th.confident else None
         # A topic whose own answer leads with the right number (DV: 110 first, with the notice
         # and quick exit) answers a plea; any other evidence only when the classifier, too,
@@ -392,7 +393,8 @@ def decide(scores: Scores, th: Thresholds, crisis: frozenset[str]) -> Match:
     # about crises is the crisis layer's (its cues carry their `unless` exceptions).
     best_crisis = max((c for c in ranked if c.intent in crisis), key=lambda c: c.score, default=None)
     if best_crisis is not None and best_crisis.score >= th.crisis_strong:
-        return Match("answer", best_crisis.intent, best_crisis.score, head, followup=hint)
+        answer = scores.guess[1] if scores.guess and scores.guess[0] == best_crisis.intent else None
+        return Match("answer", best_crisis.intent, best_crisis.score, head, followup=hint, answer=answer)
 
     shortlist = tuple(c for c in head if c.score >= th.floor)
     if kind and followup >= th.confident and followup > top.score and followup >= scores.out_of_scope:

@@ -51,7 +51,8 @@ def build(settings: Settings, *, catalog: Catalog | None = None, matcher: Matche
     handle = connect(settings.redis_url, settings.data_dir)
     store = ConversationStore(
         handle.client,
-        [i.id for i in catalog.intents],
+        # intents, and the crisis kinds' own answers (emergency_119) a follow-up must find again
+        [i.id for i in catalog.intents] + [k.answer for k in catalog.crisis.kinds.values() if k.answer != k.intent],
         salt=settings.id_salt,
         ttl=settings.state_ttl_seconds,
         sensitive_ttl=settings.sensitive_state_ttl_seconds,

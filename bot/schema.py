@@ -89,9 +89,6 @@ class Guard(Strict):
     all_of: list[list[Pattern]] = Field(min_length=1)
     none_of: list[Pattern] = []
     instead: Id
-    # When the evidence holds, the intent is answered rather than `instead`: the classifier
-    # often hears "DV" and picks the victim's answer for a writer who says they hit.
-    promote: bool = False
 
 
 class Intent(Strict):

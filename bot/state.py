@@ -40,6 +40,9 @@ class ConvState:
     # The language the resident has been writing in (no choice made): buttons tapped later
     # answer in it, as do loanwords (「SOS」) that say nothing about the language.
     seen_lang: str | None = None
+    # The answer given when it was not the intent's own (the 119-first emergency answer):
+    # 「電話番号は？」 afterwards lists its numbers in its order.
+    last_answer: str | None = None
 
 
 class ConversationStore:
@@ -82,12 +85,14 @@ class ConversationStore:
                 lang=lang,
                 free_text_for=conv.get("f") or None,
                 seen_lang=conv.get("l") or None,
+                last_answer=self._intent.get(conv.get("a", "")),
             )
 
         return self._safe("get", read, ConvState())
 
     def remember_answer(self, user_id: str, intent: str, *, sensitive: bool, notice_shown: bool,
-                        today: dt.date | None = None, lang: str | None = None) -> None:
+                        today: dt.date | None = None, lang: str | None = None,
+                        answer: str | None = None) -> None:
         """The last intent (opaque), and the day's counter for it (no user id), in one round trip."""
         key = self._key("conv", user_id)
         stats = _stats_key(intent, today)
@@ -97,6 +102,10 @@ class ConversationStore:
             pipe.hset(key, mapping={"i": self._code[intent], "p": ""})
             if notice_shown:
                 pipe.hset(key, "n", "1")
+            if answer in self._code:
+                pipe.hset(key, "a", self._code[answer])
+            else:
+                pipe.hdel(key, "a")
             if lang == "ja":
                 pipe.hdel(key, "l")
             elif lang:

@@ -168,3 +168,45 @@ def test_the_cue_prefilter_never_hides_a_match(catalog, shared_matcher):
             match = compiled.search(text)
             if match and first is not None:
                 assert match.group(0)[:1] in first or match.group(0) == "", (pattern, text)
+
+
+# Found in review: each failed before its fix.
+@pytest.mark.parametrize("text", [
+    "亭主がすぐ怒鳴る、私が悪いのかな",                  # an act verb and 私: the guard's words
+    "うちのダンナ、怒鳴るし物を投げる。私やばい？",
+    "うちの人は怒ると手をあげるんです。私が悪いのかな",
+    "婚約者がすぐ手をあげる。私どうしたらいい",
+])
+def test_victims_with_the_guards_words_still_get_the_dv_answer(shared_matcher, text):
+    assert shared_matcher.match(text).intent == "dv"
+
+
+def test_the_perpetrator_answer_is_never_a_side_button(shared_matcher):
+    match = shared_matcher.match("亭主がすぐ怒鳴る、私が悪いのかな。もう死にたい")
+    assert match.intent == "suicide_crisis" and match.also != "dv_perpetrator"
+
+
+@pytest.mark.parametrize("text, intent, number", [
+    ("夫に殴られた。もう限界", "suicide_crisis", "119"),       # a suicide guess never yields to DV
+    ("彼氏に叩かれた。頭がくらくらする", "emergency", "119"),   # nor a medical one
+    ("子どもが熱で震えてる。助けて", "emergency", "119"),       # a plea names no kind: 119 leads
+])
+def test_a_crisis_of_another_kind_is_not_lost_to_a_topic(shared_matcher, catalog, text, intent, number):
+    match = shared_matcher.match(text)
+    assert match.intent == intent and first_number(match, catalog.city("kumamoto")) == number
+
+
+@pytest.mark.parametrize("turns, number", [
+    (["台所が燃えてる", "電話番号は？"], "119"),                 # follow-ups keep the 119 card's order
+    (["台所が燃えてる", "つながらない、助けて"], "119"),
+    (["死にたい", "つながらない、お腹が痛くて動けない"], "119"),  # a new kind is a new crisis
+    (["死にたい", "他には？外に誰かいる"], "110"),
+])
+def test_after_a_crisis_answer_the_right_number_still_leads(chat, turns, number):
+    for text in turns:
+        turn = chat(text)
+    tel = [b["uri"] for b in buttons(turn) if b["uri"].startswith("tel:")]
+    if not tel:  # the phone list, as text: whichever number it names first
+        shown = repr(wire(turn))
+        tel = [f"tel:{min(('110', '119'), key=lambda n: shown.find(n) if n in shown else len(shown))}"]
+    assert tel[0] == f"tel:{number}", wire(turn)
