@@ -253,7 +253,9 @@ class Matcher:
         victim's, whatever the classifier thought)."""
         proven = set()
         for k, all_of, none_of, instead in self._guards:
-            held = all(group.search(query) for group in all_of) and not (none_of and none_of.search(query))
+            # under the floor it can never be answered: no need to read the evidence
+            held = scores[k] >= self.thresholds.floor and all(group.search(query) for group in all_of) and not (
+                none_of and none_of.search(query))
             if held:
                 proven.add(self.intent_ids[k])
             else:
