@@ -410,8 +410,9 @@ class Dialogue:
                     if phone.tel_uri in listed:
                         continue
                     listed.add(phone.tel_uri)
-                    note = f"（{phone.label.get(lang)}）" if phone.label else ""
-                    lines.append(f"・{desk.name.get(lang)}{note}\n  {phone.shown}")
+                    # the label on its own line: desk names often end in brackets already
+                    note = f"\n  {phone.label.get(lang)}" if phone.label else ""
+                    lines.append(f"・{desk.name.get(lang)}\n  {phone.shown}{note}")
             out = [m.text_message("\n".join(lines))]
         m.with_quick_reply(out[-1], tail)
         return Turn(out, "followup", intent_id, score, tuple(candidates), sensitive=sensitive, lang=lang)

@@ -210,3 +210,8 @@ def test_after_a_crisis_answer_the_right_number_still_leads(chat, turns, number)
         shown = repr(wire(turn))
         tel = [f"tel:{min(('110', '119'), key=lambda n: shown.find(n) if n in shown else len(shown))}"]
     assert tel[0] == f"tel:{number}", wire(turn)
+
+
+def test_a_drill_denied_is_a_real_fire(shared_matcher, catalog):
+    match = shared_matcher.match("訓練じゃない、本当に火事です")
+    assert first_number(match, catalog.city("kumamoto")) == "119"
