@@ -22,9 +22,8 @@ from typing import Any
 
 import yaml
 
-from bot.loader import Catalog, City
+from bot.loader import Catalog, City, leading_number
 from bot.matching import Match, Matcher
-from bot.schema import tel_digits
 
 KINDS = ("fire119", "gas119", "medical119", "crime_now110", "suicide", "second_sentence", "indirect", "non_crisis")
 
@@ -56,10 +55,7 @@ def load_crisis_items(path: Path) -> list[CrisisItem]:
 def first_number(match: Match, city: City) -> str | None:
     """The number the resident sees first: the first phone of the answer's first desk."""
     answer = city.answers.get(match.answer_id or "")
-    if answer is None or not answer.desks:
-        return None
-    phones = city.desks[answer.desks[0]].phones
-    return tel_digits(phones[0].number) if phones else None
+    return leading_number(answer, city.desks) if answer else None
 
 
 def is_crisis_answer(match: Match, matcher: Matcher) -> bool:

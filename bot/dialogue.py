@@ -84,8 +84,6 @@ class Dialogue:
         self.store = store
         self.subscriptions = subscriptions
         self.ui = catalog.ui
-        # a crisis kind's own answer (emergency_119) -> the intent it answers
-        self._crisis_answers = {k.answer: k.intent for k in catalog.crisis.kinds.values()}
         self._built: dict[tuple, tuple[list[Message], list[dict]]] = {}
 
     # ------------------------------------------------------------ entry point
@@ -159,7 +157,7 @@ class Dialogue:
         if crisis is not None and not crisis.plea and (crisis.evidence != "model" or crisis.answer != last):
             return None
         if match.followup == "more" and not self.city.answers[last].more_desks:
-            intent = self._crisis_answers.get(last, last)
+            intent = self.catalog.crisis_answers.get(last, last)
             return self.answer(user_id, intent, lang, state, match.score, match.candidates, answer_id=last)
         return self._followup(match.followup, lang, state, match.score, match.candidates)
 
@@ -388,7 +386,7 @@ class Dialogue:
         if answer_id is None:
             msg = m.text_message(self.ui["no_context"].get(lang), self._menu_actions(lang))
             return Turn([msg], "followup", None, score, tuple(candidates), lang=lang)
-        intent_id = self._crisis_answers.get(answer_id, answer_id)
+        intent_id = self.catalog.crisis_answers.get(answer_id, answer_id)
         answer = self.city.answers[answer_id]
         sensitive = self.catalog.by_id[intent_id].flow == "sensitive"
         tail = self._menu_button(lang) + (self._safety_actions(lang) if sensitive else [])

@@ -79,6 +79,12 @@ class ContentError(Exception):
         )
 
 
+def leading_number(answer: Answer, desks: Mapping[str, Desk]) -> str | None:
+    """The number a resident sees first in an answer: its first desk's first phone, as dialled."""
+    first = desks.get(answer.desks[0]) if answer.desks else None
+    return tel_digits(first.phones[0].shown) if first and first.phones else None
+
+
 @dataclass(frozen=True)
 class City:
     id: str
@@ -102,9 +108,12 @@ class Catalog:
     cities: Mapping[str, City]
     ui: Mapping[str, Text]
     by_id: Mapping[str, Intent] = field(init=False)
+    # a crisis kind's own answer id (emergency_119, or the intent's own) -> the intent it answers
+    crisis_answers: Mapping[str, str] = field(init=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "by_id", {i.id: i for i in self.intents})
+        object.__setattr__(self, "crisis_answers", {k.answer: k.intent for k in self.crisis.kinds.values()})
 
     def city(self, city_id: str) -> City:
         try:
@@ -449,7 +458,7 @@ def _load_city(city_dir: Path, doc: Any, national: Mapping[str, Desk], intents: 
             first = desks.get(answer.desks[0]) if answer.desks else None
             if first is None or not first.emergency:
                 answers_doc.problem(loc + ("desks",), "a crisis answer must list 110 or 119 first (docs/crisis.md)")
-            elif kind and kind.number and tel_digits(first.phones[0].number) != kind.number:
+            elif kind and kind.number and leading_number(answer, desks) != kind.number:
                 answers_doc.problem(loc + ("desks",), f"this crisis answer must list {kind.number} first (docs/crisis.md)")
         _never_say(answers_doc, loc + ("text",), answer.text)
         if intent_id.startswith(("reentry_", "hire_ex_offender")):

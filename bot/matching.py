@@ -40,10 +40,10 @@ from scipy.sparse import csr_matrix, vstack
 from sklearn.svm import LinearSVC
 
 from bot.crisis import NONE, CrisisLayer, Verdict
-from bot.loader import Catalog, City
+from bot.loader import Catalog, leading_number
 from bot.ngrams import Features
 from bot.normalize import Cue, Normalizer
-from bot.schema import Answer, Thresholds, tel_digits
+from bot.schema import Thresholds
 
 log = logging.getLogger(__name__)
 OUT_OF_SCOPE = "_out_of_scope"
@@ -180,13 +180,10 @@ def _fit_cached(cache_dir: Path | None, key: str, examples: Sequence[str], owner
 
 
 def _leading_with(catalog: Catalog, number: str, crisis: frozenset[str]) -> frozenset[str]:
-    """Topic intents whose answer lists a desk with this number first, in every city."""
-    def leads(answer: Answer, city: City) -> bool:
-        first = city.desks[answer.desks[0]] if answer.desks else None
-        return bool(first and first.phones and tel_digits(first.phones[0].number) == number)
-
+    """Sensitive topic intents whose answer lists a desk with this number first, in every city."""
     return frozenset(i.id for i in catalog.intents if i.id not in crisis and i.flow == "sensitive"
-                     and all(leads(city.answers[i.id], city) for city in catalog.cities.values()))
+                     and all(leading_number(city.answers[i.id], city.desks) == number
+                             for city in catalog.cities.values()))
 
 
 class Matcher:

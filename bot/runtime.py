@@ -52,7 +52,7 @@ def build(settings: Settings, *, catalog: Catalog | None = None, matcher: Matche
     store = ConversationStore(
         handle.client,
         # intents, and the crisis kinds' own answers (emergency_119) a follow-up must find again
-        [i.id for i in catalog.intents] + [k.answer for k in catalog.crisis.kinds.values() if k.answer != k.intent],
+        [i.id for i in catalog.intents] + [a for a in catalog.crisis_answers if a not in catalog.by_id],
         salt=settings.id_salt,
         ttl=settings.state_ttl_seconds,
         sensitive_ttl=settings.sensitive_state_ttl_seconds,

@@ -290,7 +290,7 @@ def test_every_button_of_every_answer_dials_or_opens_the_operators_page(runtime,
     state = runtime.store.get(USER)
     checked = 0
     for answer_id, answer in catalog.city(city).answers.items():
-        intent = dialogue._crisis_answers.get(answer_id, answer_id)
+        intent = catalog.crisis_answers.get(answer_id, answer_id)
         turns = [dialogue.answer(USER, intent, lang, state, answer_id=answer_id)]
         turns.append(dialogue.respond(USER, PostbackInput(postback_data("more", i=answer_id))))
         own = {url for d in answer.desks + answer.more_desks
