@@ -183,6 +183,8 @@ class CrisisLayer:
     def model_kind(self, columns: np.ndarray, weights: np.ndarray) -> tuple[str, float]:
         """The model's most likely crisis kind for one clause and its score (0-100)."""
         assert self._coef is not None and self._intercept is not None
+        if not len(columns):  # no known n-gram: nothing to say
+            return NONE, 0.0
         margins = weights @ self._coef[columns] + self._intercept
         best, score = NONE, -1.0
         for cls, margin in zip(self._classes, margins):
@@ -190,10 +192,11 @@ class CrisisLayer:
                 best, score = cls, 50.0 + 50.0 * float(margin)
         return best, max(0.0, min(100.0, score))
 
-    def detect(self, text: str, whole: tuple[str, np.ndarray, np.ndarray],
+    def detect(self, text: str, whole: tuple[str, tuple[str, float]],
                vector: Callable[[str], tuple[np.ndarray, np.ndarray]], after: str | None = None) -> Verdict | None:
-        """The crisis in a message, if any. `whole` is the message's normalised text and
-        features (already computed by the matcher); `vector` computes a clause's features.
+        """The crisis in a message, if any. `whole` is the message's normalised text and the
+        model's kind and score for it (already computed by the matcher); `vector` computes a
+        clause's features.
         `after`: the crisis answer just given; the model listens more closely for that same
         kind (「もうどうでもいい」 after 「死にたい」), never for another."""
         again = next((k for k, spec in self.spec.kinds.items() if spec.answer == after), None)
@@ -223,11 +226,9 @@ class CrisisLayer:
             for n, query in enumerate([whole[0], *clauses]):
                 if n and len(query) < MIN_CLAUSE:
                     continue  # 「もう」 alone says nothing the whole message does not
-                columns, weights = whole[1:] if n == 0 else vector(query)
-                if len(columns):
-                    kind, score = self.model_kind(columns, weights)
-                    if kind != NONE and score >= (self.threshold_after if kind == again else self.threshold):
-                        modelled.append((score, n, kind))
+                kind, score = whole[1] if n == 0 else self.model_kind(*vector(query))
+                if kind != NONE and score >= (self.threshold_after if kind == again else self.threshold):
+                    modelled.append((score, n, kind))
         if cued:
             # A plea names no kind: where the model hears fire, gas or illness, 119 leads.
             medical = [m for m in modelled if m[2] == "fire_medical"]

@@ -114,9 +114,10 @@ class Dialogue:
 
     def _text(self, user_id: str, text: str, state: ConvState) -> Turn:
         lang = state.lang or detect_lang(text) or state.seen_lang or "ja"
+        last_crisis = (state.last_answer or state.last_intent) if state.last_intent in self.matcher.crisis else None
+        match = self.matcher.match(text, after=last_crisis)
         if state.free_text_for:
             self.store.await_free_text(user_id, None)
-            match = self.matcher.match(text)
             # A crisis is never swallowed as a survey comment.
             if not (match.decision == "answer" and (match.intent in self.matcher.crisis or match.crisis)):
                 from bot import campaigns
@@ -131,8 +132,6 @@ class Dialogue:
         if picked:
             return self.answer(user_id, picked, lang, state, score=100.0)
 
-        last_crisis = (state.last_answer or state.last_intent) if state.last_intent in self.matcher.crisis else None
-        match = self.matcher.match(text, after=last_crisis)
         if state.last_intent in self.matcher.crisis and match.followup:
             followup = self._after_crisis(user_id, match, lang, state)
             if followup is not None:

@@ -336,12 +336,14 @@ class Matcher:
         # Follow-ups ("電話番号は？") are targets of their own, on the same scale as intents.
         followups = {name[len(FOLLOWUP_PREFIX):]: round(float(blend[k]), 1)
                      for k, name in enumerate(self._targets) if k > n}
-        verdict = self.crisis_layer.detect(text, (query, columns, weights), self.vector, after)
+        # the model's kind for the whole message, computed once: the crisis layer's first
+        # evidence, and the answer's kind when the classifier alone answers a crisis
+        kind, kind_score = self.crisis_layer.model_kind(columns, weights)
+        verdict = self.crisis_layer.detect(text, (query, (kind, kind_score)), self.vector, after)
         if verdict and verdict.evidence == "model" and verdict.kind == "danger" and ranked[0].intent in proven:
             # The model's guess of danger from people yields to the writer's own act, proven
             # by a guard (「妻を殴ってしまう」). Never a 119 or suicide guess: those stay.
             verdict = None
-        kind, _ = self.crisis_layer.model_kind(columns, weights)
         spec = self.crisis_layer.spec.kinds.get(kind) if kind != NONE else None  # type: ignore[call-overload]
         guess = (spec.intent, spec.answer) if spec else None
         return Scores(query, ranked, round(float(blend[n]), 1), followups, verdict, guess)
