@@ -1,6 +1,6 @@
 """Calls to the LINE Messaging API through line-bot-sdk, with timeouts, retries and honest errors.
 
-The SDK has no default timeout and no retry (docs/line-platform.md §6.2), so every
+The SDK has no default timeout and no retry (docs/line-api.md §6.2), so every
 call here sets `_request_timeout`, and sends that may be retried carry an
 `X-Line-Retry-Key` from the first attempt. LINE errors are logged with their
 request id and status, never with tokens or the resident's text, and never raise

@@ -27,7 +27,7 @@ def sign(secret: str, body: bytes) -> str:
 
 
 def make_event(kind: str, user_id: str, reply_token: str | None, **fields: Any) -> dict[str, Any]:
-    """A webhook event shaped exactly like LINE's (docs/line-platform.md §7)."""
+    """A webhook event shaped exactly like LINE's (docs/line-api.md §7)."""
     event: dict[str, Any] = {
         "type": kind, "mode": "active", "timestamp": int(time.time() * 1000),
         "webhookEventId": uuid.uuid4().hex.upper()[:26], "deliveryContext": {"isRedelivery": False},
