@@ -25,6 +25,7 @@ if TYPE_CHECKING:  # the matcher (scikit-learn) stays out of workers and other c
 
 DEFAULT_EVAL_FILE = Path("tests/data/labelled.yaml")
 DEFAULT_CRISIS_FILE = Path("tests/data/crisis_heldout.yaml")
+DEV_CRISIS_FILE = Path("tests/data/crisis_dev2.yaml")
 
 
 def main(argv: Sequence[str] | None = None, settings: Settings | None = None) -> int:
@@ -172,13 +173,15 @@ def cmd_evaluate(settings: Settings, path: Path | None, as_json: bool, crisis_pa
     crisis_path = crisis_path or settings.content_root / DEFAULT_CRISIS_FILE
     try:
         crisis_items = load_crisis_items(crisis_path) if crisis_path.is_file() else []
+        dev_path = settings.content_root / DEV_CRISIS_FILE
+        dev_items = load_crisis_items(dev_path) if crisis_items and dev_path.is_file() else []
     except (OSError, ValueError) as exc:
         print(f"cannot read {crisis_path}: {exc}", file=sys.stderr)
         return 1
     matcher = Matcher(catalog, settings.model_cache_dir)
     report = evaluate(matcher, items)
     city = catalog.city(settings.city)
-    report["crisis"] = crisis_report(matcher, city, crisis_items) if crisis_items else None
+    report["crisis"] = crisis_report(matcher, city, crisis_items, dev_items) if crisis_items else None
     report["crisis_cv"] = cross_validate(catalog) if cv else None
     if as_json:
         print(json.dumps(report, ensure_ascii=False, indent=2))

@@ -5,7 +5,8 @@ Two measurements, reported side by side by `python -m bot evaluate`:
   saw our examples or cues): recall, whether the right number leads (119 for fire,
   gas and medical, 110 for danger from people), and false crisis answers on its
   non-crisis near-misses. It is cut in two halves: the "dev" half is the one whose
-  misses a developer may read; the "test" half is reported as figures only;
+  misses a developer may read; the "test" half is reported as figures only. A second
+  set written the same way (tests/data/crisis_dev2.yaml) is all dev;
 - k-fold cross-validation on our own crisis examples and out-of-scope examples: the
   matcher is fitted without a fold and scores it, so the figure is not one the
   examples were tuned to repeat.
@@ -60,12 +61,16 @@ def first_number(match: Match, city: City) -> str | None:
 
 def is_crisis_answer(match: Match, matcher: Matcher) -> bool:
     """A crisis answer: a crisis intent, or a topic answered because it leads with the number."""
-    return match.decision == "answer" and (match.intent in matcher.crisis or match.crisis is not None)
+    return match.is_crisis_answer(matcher.crisis)
 
 
-def crisis_report(matcher: Matcher, city: City, items: Sequence[CrisisItem]) -> dict[str, Any]:
+def crisis_report(matcher: Matcher, city: City, items: Sequence[CrisisItem],
+                  dev_items: Sequence[CrisisItem] = ()) -> dict[str, Any]:
+    """`dev_items`: a second set written the same way, all of it for developers to read
+    (tests/data/crisis_dev2.yaml); it joins the dev half and never the test half."""
     halves: dict[str, dict[str, Any]] = {}
-    for name, part in (("dev", items[0::2]), ("test", items[1::2]), ("all", items)):
+    dev = [*items[0::2], *dev_items]
+    for name, part in (("dev", dev), ("test", items[1::2]), ("all", [*items, *dev_items])):
         crisis = [i for i in part if i.crisis]
         calm = [i for i in part if not i.crisis]
         found = [(i, matcher.match(i.text)) for i in crisis]

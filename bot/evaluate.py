@@ -16,7 +16,7 @@ from typing import Any
 
 import yaml
 
-from bot.matching import Matcher, Scores, decide
+from bot.matching import Matcher, Scores
 from bot.schema import Thresholds
 
 FALLBACK, CLARIFY = "(fallback)", "(clarify)"
@@ -50,8 +50,8 @@ def load_items(path: Path, known_intents: set[str] | None = None) -> list[Item]:
     return items
 
 
-def _outcome(item: Item, scores: Scores, th: Thresholds, crisis: frozenset[str]) -> tuple[str, bool]:
-    match = decide(scores, th, crisis)
+def _outcome(item: Item, scores: Scores, th: Thresholds, matcher: Matcher) -> tuple[str, bool]:
+    match = matcher.decide(scores, th)
     got = match.intent if match.decision == "answer" else (CLARIFY if match.decision == "clarify" else FALLBACK)
     if item.expect is None:
         return got, got == FALLBACK
@@ -59,11 +59,13 @@ def _outcome(item: Item, scores: Scores, th: Thresholds, crisis: frozenset[str])
 
 
 def _summary(items: Sequence[Item], scored: Sequence[Scores], th: Thresholds,
-             crisis: frozenset[str]) -> dict[str, Any]:
-    outcomes = [_outcome(i, s, th, crisis) for i, s in zip(items, scored)]
+             matcher: Matcher) -> dict[str, Any]:
+    crisis = matcher.crisis
+    outcomes = [_outcome(i, s, th, matcher) for i, s in zip(items, scored)]
     in_scope = [(i, o) for i, o in zip(items, outcomes) if i.expect is not None]
     # Out-of-scope messages answered as a crisis (「レポート終わらなくて死にそう笑」 must not get 110).
-    false_crisis = [s for i, s in zip(items, scored) if i.expect is None and _crisis_answer(s, th, crisis)]
+    false_crisis = [s for i, s in zip(items, scored)
+                    if i.expect is None and matcher.decide(s, th).is_crisis_answer(crisis)]
     oos = [o for i, o in zip(items, outcomes) if i.expect is None]
     crisis_items = [(i, o) for i, o in in_scope if set(i.expect or ()) & crisis]
     return {
@@ -77,19 +79,14 @@ def _summary(items: Sequence[Item], scored: Sequence[Scores], th: Thresholds,
     }
 
 
-def _crisis_answer(scores: Scores, th: Thresholds, crisis: frozenset[str]) -> bool:
-    match = decide(scores, th, crisis)
-    return match.decision == "answer" and (match.intent in crisis or match.crisis is not None)
-
-
 def _rate(hits: int, total: int) -> float | None:
     return round(hits / total, 4) if total else None
 
 
 def evaluate(matcher: Matcher, items: Sequence[Item]) -> dict[str, Any]:
-    th, crisis = matcher.thresholds, matcher.crisis
+    th = matcher.thresholds
     scored = [matcher.score(i.text) for i in items]
-    outcomes = [_outcome(i, s, th, crisis) for i, s in zip(items, scored)]
+    outcomes = [_outcome(i, s, th, matcher) for i, s in zip(items, scored)]
 
     per_intent: dict[str, dict[str, float]] = {}
     for intent in matcher.intent_ids:
@@ -116,16 +113,16 @@ def evaluate(matcher: Matcher, items: Sequence[Item]) -> dict[str, Any]:
             if floor > confident:
                 continue
             trial = th.model_copy(update={"confident": confident, "floor": floor})
-            sweep.append({"confident": confident, "floor": floor, **_summary(items, scored, trial, crisis)})
+            sweep.append({"confident": confident, "floor": floor, **_summary(items, scored, trial, matcher)})
     crisis_sweep = [
-        {"crisis_strong": strong, **_summary(items, scored, th.model_copy(update={"crisis_strong": strong}), crisis)}
+        {"crisis_strong": strong, **_summary(items, scored, th.model_copy(update={"crisis_strong": strong}), matcher)}
         for strong in (50, 60, 70, 80, 101)
     ]
     return {
         "items": len(items),
         "out_of_scope_items": sum(i.expect is None for i in items),
         "thresholds": th.model_dump(),
-        **_summary(items, scored, th, crisis),
+        **_summary(items, scored, th, matcher),
         "per_intent": per_intent,
         "confused_pairs": [{"expected": e, "got": g, "count": n} for (e, g), n in confused.most_common(15)],
         "threshold_sweep": sweep,

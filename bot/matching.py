@@ -93,6 +93,8 @@ class Scores:
     # the crisis model's likeliest kind for the whole message, as (intent, answer), whatever
     # its score: when the classifier alone answers a crisis, the right number still leads
     guess: tuple[str, str] | None = None
+    # intents one of whose own keywords or patterns the message contains (「夫に…殴」)
+    cued: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -113,6 +115,12 @@ class Match:
     @property
     def answer_id(self) -> str | None:
         return self.answer or self.intent
+
+    def is_crisis_answer(self, crisis: frozenset[str]) -> bool:
+        """The crisis answer itself, or a topic answered because it leads with the crisis's
+        number (DV: 110 first). A topic answered with the crisis lines as the next step is not."""
+        return self.decision == "answer" and (self.intent in crisis or (
+            self.crisis is not None and self.intent in self.crisis.covers))
 
 
 # Bump when what is cached changes shape (the code's own sources are hashed too).
@@ -243,6 +251,7 @@ class Matcher:
                         for k, i in enumerate(catalog.intents) if i.guard]
         # A guarded answer is given only on its evidence, never as a side button.
         self.guarded = frozenset(i.id for i in catalog.intents if i.guard)
+        self.sensitive = frozenset(i.id for i in catalog.intents if i.flow == "sensitive" and i.id not in self.crisis)
 
     def _guard(self, query: str, scores: np.ndarray) -> set[str]:
         """An intent whose evidence is missing scores nothing; its `instead` takes its score
@@ -346,18 +355,23 @@ class Matcher:
             verdict = None
         spec = self.crisis_layer.spec.kinds.get(kind) if kind != NONE else None  # type: ignore[call-overload]
         guess = (spec.intent, spec.answer) if spec else None
-        return Scores(query, ranked, round(float(blend[n]), 1), followups, verdict, guess)
+        cued = frozenset(self.intent_ids[k] for k in np.flatnonzero(hit))
+        return Scores(query, ranked, round(float(blend[n]), 1), followups, verdict, guess, cued)
 
     def vector(self, query: str) -> tuple[np.ndarray, np.ndarray]:
         """Feature columns and weights of one normalised text."""
         return self._features.vector(query)
 
     def match(self, text: str, after: str | None = None) -> Match:
-        return decide(self.score(text, after), self.thresholds, self.crisis, self.guarded)
+        return self.decide(self.score(text, after))
+
+    def decide(self, scores: Scores, thresholds: Thresholds | None = None) -> Match:
+        """`decide` with this catalogue's intent roles (the evaluator sweeps `thresholds`)."""
+        return decide(scores, thresholds or self.thresholds, self.crisis, self.guarded, self.sensitive)
 
 
 def decide(scores: Scores, th: Thresholds, crisis: frozenset[str],
-           guarded: frozenset[str] = frozenset()) -> Match:
+           guarded: frozenset[str] = frozenset(), sensitive: frozenset[str] = frozenset()) -> Match:
     """Turn scores into answer / clarify / fallback / followup with explicit thresholds."""
     ranked = scores.intents
     top = ranked[0] if ranked else Candidate("", 0.0)
@@ -379,9 +393,10 @@ def decide(scores: Scores, th: Thresholds, crisis: frozenset[str],
         topic = next((c for c in ranked if c.intent not in crisis and c.intent not in guarded), None)
         clear = topic.intent if topic and topic.score >= th.confident else None
         # A topic whose own answer leads with the right number (DV: 110 first, with the notice
-        # and quick exit) answers a plea; any other evidence only when the classifier, too,
-        # hears the topic more than the crisis (「夫に殴られています」 is the DV answer).
-        agrees = topic is not None and (verdict.plea or topic.score > next(
+        # and quick exit) answers a plea; any other evidence only when the message names the
+        # topic in its own words (「旦那に髪の毛つかまれて」) or the classifier, too, hears the
+        # topic more than the crisis (「夫に殴られています」 is the DV answer).
+        agrees = topic is not None and (verdict.plea or topic.intent in scores.cued or topic.score > next(
             c.score for c in ranked if c.intent == verdict.intent))
         if clear in verdict.covers and agrees:
             return Match("answer", clear, topic.score if topic else 0.0, head, followup=hint, crisis=verdict)

@@ -24,7 +24,7 @@ VICTIMS = [i["text"] for i in DV_TABLE if i["expect"] == "dv"]
 REPORTED_DV = ["DVの相談をしたい", "DVを受けています", "DV", "DV受けてます", "DVにあっている",
                "I am being abused by my partner", "DVされてる", "家庭内暴力", "DV被害", "DV相談"]
 # Floors just under the figures measured when they were set: a regression fails CI.
-FLOORS = {"recall": 0.985, "right_number_first": 0.975, "victims_answered_dv": 0.88}
+FLOORS = {"recall": 0.985, "right_number_first": 0.975, "victims_answered_dv": 0.89}
 
 
 def wire(turn):
@@ -94,6 +94,16 @@ def test_held_out_crisis_set(shared_matcher, catalog):
     assert report["recall"] >= FLOORS["recall"], report
     assert report["right_number_first"] >= FLOORS["right_number_first"], report
     assert report["false_crisis"] is not None  # reported, not hidden
+
+
+def test_second_crisis_dev_set(shared_matcher, catalog):
+    """A second set by another helper, read and worked on (its misses were kinds the cues
+    lacked: 「じぶんを ころしたい」, an ATM with the caller on the line): kept at its figure."""
+    items = load_crisis_items(DATA / "crisis_dev2.yaml")
+    assert sum(i.crisis for i in items) >= 250
+    report = crisis_report(shared_matcher, catalog.city("kumamoto"), [], items)["dev"]
+    assert report["recall"] == 1.0, report["misses"]
+    assert report["right_number_first"] >= 0.99, report
 
 
 def test_crisis_conversations_end_in_the_crisis_answer(runtime, catalog):
@@ -215,3 +225,22 @@ def test_after_a_crisis_answer_the_right_number_still_leads(chat, turns, number)
 def test_a_drill_denied_is_a_real_fire(shared_matcher, catalog):
     match = shared_matcher.match("訓練じゃない、本当に火事です")
     assert first_number(match, catalog.city("kumamoto")) == "119"
+
+
+def test_a_grabbed_neck_is_not_a_hanging(shared_matcher):
+    """「首をつかまれ」 once matched the hanging cue 「首をつ…」 and got the suicide card."""
+    verdict = shared_matcher.score("夫に首をつかまれて、思わず引っかいてしまいました").crisis
+    assert verdict is None or verdict.kind != "suicide"
+    assert shared_matcher.score("首をつりたい").crisis.kind == "suicide"
+
+
+@pytest.mark.parametrize("text", ["旦那に髪の毛つかまれて引きずられた", "夫に首を絞められてる"])
+def test_a_partner_harming_now_in_the_dv_words_gets_the_dv_answer_with_110_first(chat, shared_matcher, catalog,
+                                                                                     text):
+    """Danger now, named with the DV answer's own words (a partner and an act): the DV answer,
+    which leads with 110 and adds the DV desks, the notice and the quick exit. It once got the
+    general emergency card because the classifier scored 「emergency」 a little higher."""
+    match = shared_matcher.match(text)
+    assert match.intent == "dv" and is_crisis_answer(match, shared_matcher)
+    assert first_number(match, catalog.city("kumamoto")) == "110"
+    assert "画面を切り替える" in [a["label"] for a in quick(chat(text))]
