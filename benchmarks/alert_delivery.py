@@ -35,9 +35,9 @@ sys.path.insert(0, str(ROOT))
 
 from rq import Worker  # noqa: E402
 
-from bot import alerts, delivery  # noqa: E402
-from bot.loader import load_catalog  # noqa: E402
-from bot.store import start_embedded  # noqa: E402
+from bot.broadcast import alerts, delivery  # noqa: E402
+from bot.content.loader import load_catalog  # noqa: E402
+from bot.core.redis_conn import start_embedded  # noqa: E402
 
 TOKEN = "bench-token"
 END_STATES = {"done", "stopped_monthly_limit", "failed"}

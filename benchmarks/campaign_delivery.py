@@ -27,11 +27,11 @@ sys.path.insert(0, str(ROOT))
 
 import redis  # noqa: E402
 
-from bot import campaigns  # noqa: E402
-from bot.campaign_delivery import CampaignDelivery  # noqa: E402
-from bot.line_api import LineApi  # noqa: E402
+from bot.broadcast import campaigns  # noqa: E402
+from bot.broadcast.campaign_delivery import CampaignDelivery  # noqa: E402
+from bot.core.redis_conn import start_embedded  # noqa: E402
+from bot.line.api import LineApi  # noqa: E402
 from bot.settings import Settings  # noqa: E402
-from bot.store import start_embedded  # noqa: E402
 
 PY = str(ROOT / ".venv" / "bin" / "python") if (ROOT / ".venv").exists() else sys.executable
 KUMAMOTO_GROUP = 21_416  # 「くらしの安全」 delivery group, 2024 (alerts-and-campaigns.md §4.1)

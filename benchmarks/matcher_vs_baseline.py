@@ -11,7 +11,7 @@ fallback counts for out-of-scope items), crisis recall, out-of-scope fallback,
 and matching latency p50/p99 per message for both. No pass/fail.
 
 The bot's matcher is a linear SVM over the same kind of n-grams (plus kana readings
-and English words), with fuzzy evidence, keywords and thresholds (bot/matching.py);
+and English words), with fuzzy evidence, keywords and thresholds (bot/understanding/matcher.py);
 the baseline is the nearest example and nothing else.
 
 Run: .venv/bin/python benchmarks/matcher_vs_baseline.py
@@ -30,9 +30,9 @@ sys.path.insert(0, str(ROOT))
 import numpy as np  # noqa: E402
 from sklearn.feature_extraction.text import TfidfVectorizer  # noqa: E402
 
-from bot.evaluate import evaluate, load_items  # noqa: E402
-from bot.loader import load_catalog  # noqa: E402
-from bot.matching import Matcher  # noqa: E402
+from bot.content.loader import load_catalog  # noqa: E402
+from bot.understanding.evaluate import evaluate, load_items  # noqa: E402
+from bot.understanding.matcher import Matcher  # noqa: E402
 
 FALLBACK = None
 

@@ -9,10 +9,10 @@ import argparse
 import statistics
 import time
 
-from bot.evaluate import evaluate, load_items
-from bot.loader import load_catalog
-from bot.matching import Matcher
+from bot.content.loader import load_catalog
 from bot.settings import REPO_ROOT
+from bot.understanding.evaluate import evaluate, load_items
+from bot.understanding.matcher import Matcher
 
 
 def main() -> None:

@@ -118,7 +118,7 @@ def main() -> None:
     embedded = None
     redis_url = os.environ.get("REDIS_URL")
     if not redis_url:
-        from bot.store import start_embedded
+        from bot.core.redis_conn import start_embedded
         embedded, redis_url = start_embedded(data_dir)
     fake_port, port = free_port(), free_port()
     env = {**os.environ, "REDIS_URL": redis_url, "BOT_DATA_DIR": str(data_dir), "LINE_CHANNEL_SECRET": SECRET,

@@ -17,11 +17,11 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
-from bot.loader import ContentError, load
+from bot.content.loader import ContentError, load
 from bot.settings import Settings
 
 if TYPE_CHECKING:  # the matcher (scikit-learn) stays out of workers and other commands
-    from bot.dialogue import Turn
+    from bot.conversation.dialogue import Turn
 
 DEFAULT_EVAL_FILE = Path("tests/data/labelled.yaml")
 DEFAULT_CRISIS_FILE = Path("tests/data/crisis_heldout.yaml")
@@ -154,10 +154,15 @@ def cmd_check(root: Path, quiet_warnings: bool = False, out: TextIO | None = Non
 
 def cmd_evaluate(settings: Settings, path: Path | None, as_json: bool, crisis_path: Path | None = None,
                  cv: bool = True) -> int:
-    from bot.crisis_eval import crisis_report, cross_validate, format_crisis, load_crisis_items
-    from bot.evaluate import evaluate, format_report, load_items
-    from bot.loader import load_catalog
-    from bot.matching import Matcher
+    from bot.content.loader import load_catalog
+    from bot.understanding.crisis_eval import (
+        crisis_report,
+        cross_validate,
+        format_crisis,
+        load_crisis_items,
+    )
+    from bot.understanding.evaluate import evaluate, format_report, load_items
+    from bot.understanding.matcher import Matcher
 
     try:
         catalog = load_catalog(settings.content_root)
@@ -201,7 +206,7 @@ def on_shared_redis(command: Callable[..., int]) -> Callable[..., int]:
 
     @functools.wraps(command)
     def run(settings: Settings, *args: Any) -> int:
-        from bot.store import connect
+        from bot.core.redis_conn import connect
 
         if settings.redis_url is None:
             print("alerts and campaigns need a shared Redis: set REDIS_URL (the same one `serve` and the "
@@ -220,7 +225,7 @@ def on_shared_redis(command: Callable[..., int]) -> Callable[..., int]:
 def cmd_worker(settings: Settings, burst: bool, *, handle: Any) -> int:
     from rq import SimpleWorker
 
-    from bot import delivery
+    from bot.broadcast import delivery
 
     if not settings.line_channel_access_token and settings.line_api_base_url == Settings().line_api_base_url:
         print("the worker sends through LINE: set LINE_CHANNEL_ACCESS_TOKEN, or LINE_API_BASE_URL to a fake "
@@ -240,13 +245,13 @@ def cmd_worker(settings: Settings, burst: bool, *, handle: Any) -> int:
 
 @on_shared_redis
 def cmd_alert(settings: Settings, args: argparse.Namespace, *, handle: Any) -> int:
-    from bot import alerts, delivery
-    from bot.loader import load_catalog
+    from bot.broadcast import alerts, delivery
+    from bot.content.loader import load_catalog
 
     url = handle.url
     if args.alert_command == "digest":
-        from bot import digest
-        from bot.clock import JST
+        from bot.broadcast import digest
+        from bot.core.clock import JST
 
         day = args.day or dt.datetime.now(JST).date().isoformat()
         report = digest.digest_status(handle.client, settings.city, day, settings.alert_rate_per_second)
@@ -281,8 +286,8 @@ def cmd_alert(settings: Settings, args: argparse.Namespace, *, handle: Any) -> i
 
 @on_shared_redis
 def cmd_campaign(settings: Settings, args: argparse.Namespace, *, handle: Any) -> int:
-    from bot import campaigns, delivery
-    from bot.loader import load_catalog
+    from bot.broadcast import campaigns, delivery
+    from bot.content.loader import load_catalog
 
     url = handle.url
     if args.campaign_command == "create":
@@ -327,8 +332,8 @@ def cmd_campaign(settings: Settings, args: argparse.Namespace, *, handle: Any) -
 def cmd_richmenu(settings: Settings, action: str) -> int:
     import yaml
 
-    from bot import richmenu
-    from bot.schema import RichMenuFile
+    from bot.content.schema import RichMenuFile
+    from bot.line import richmenu
 
     if action == "image":
         folder = settings.content_root / "content" / settings.city
@@ -336,8 +341,8 @@ def cmd_richmenu(settings: Settings, action: str) -> int:
         richmenu.render_image(menu, folder / menu.image)
         print(f"wrote {folder / menu.image}")
         return 0
-    from bot.line_api import LineApi
-    from bot.loader import load_catalog
+    from bot.content.loader import load_catalog
+    from bot.line.api import LineApi
 
     if settings.local_mode:
         print("richmenu deploy needs LINE_CHANNEL_ACCESS_TOKEN and LINE_CHANNEL_SECRET "
@@ -366,10 +371,10 @@ def cmd_richmenu(settings: Settings, action: str) -> int:
 def cmd_serve(settings: Settings, dev: bool = False) -> int:
     import os
 
-    from bot.app import FAKE_LINE_PREFIX, create_app
-    from bot.loader import load_catalog
+    from bot.content.loader import load_catalog
+    from bot.core.redis_conn import start_embedded
     from bot.runtime import build
-    from bot.store import start_embedded
+    from bot.web.app import FAKE_LINE_PREFIX, create_app
 
     logging.getLogger().setLevel(settings.log_level)
     try:
@@ -433,7 +438,7 @@ def cmd_serve(settings: Settings, dev: bool = False) -> int:
 def cmd_fake_line(host: str, port: int, access_token: str) -> int:
     from gunicorn.app.base import BaseApplication
 
-    from bot.fakeline import FakeLine, create_fake_line_app
+    from bot.line.fake import FakeLine, create_fake_line_app
 
     app = create_fake_line_app(FakeLine(access_token=access_token))
 
@@ -459,7 +464,7 @@ def cmd_fake_line(host: str, port: int, access_token: str) -> int:
 
 def cmd_chat(settings: Settings, user: str, as_json: bool,
              stdin: TextIO | None = None, out: TextIO | None = None) -> int:
-    from bot.dialogue import TextInput
+    from bot.conversation.dialogue import TextInput
     from bot.runtime import build
 
     stdin, out = stdin or sys.stdin, out or sys.stdout
@@ -500,7 +505,7 @@ def turn_json(text: str, turn: Turn) -> dict[str, Any]:
 
 
 def _interactive(dialogue: Any, user: str, stdin: TextIO, out: TextIO, city: str) -> int:
-    from bot.dialogue import Input, PostbackInput, TextInput
+    from bot.conversation.dialogue import Input, PostbackInput, TextInput
 
     print(f"[{city}] 話しかけてください（番号でボタンを押せます / Ctrl-D か /quit で終了）", file=out)
     actions: list[dict[str, Any]] = []

@@ -9,13 +9,13 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 
-from bot.dialogue import Dialogue
-from bot.loader import Catalog, load_catalog
-from bot.matching import Matcher
+from bot.broadcast.subscriptions import Subscriptions
+from bot.content.loader import Catalog, load_catalog
+from bot.conversation.dialogue import Dialogue
+from bot.conversation.state import ConversationStore
+from bot.core.redis_conn import RedisHandle, connect
 from bot.settings import Settings
-from bot.state import ConversationStore
-from bot.store import RedisHandle, connect
-from bot.subscriptions import Subscriptions
+from bot.understanding.matcher import Matcher
 
 log = logging.getLogger(__name__)
 

@@ -21,7 +21,7 @@ class Settings:
     redis_url: str | None = None
     data_dir: Path = REPO_ROOT / "var"
     content_root: Path = REPO_ROOT
-    # The fitted matcher, kept under a hash of content and code (bot.matching); None: fit at every start.
+    # The fitted matcher, kept under a hash of content and code (bot.understanding.matcher); None: fit at every start.
     model_cache_dir: Path | None = REPO_ROOT / "var" / "model-cache"
     # Conversation state lives this long; sensitive flows shorter (docs/safety.md §3).
     state_ttl_seconds: int = 30 * 60

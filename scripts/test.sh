@@ -17,4 +17,6 @@ fi
 
 python3 -m venv .venv
 .venv/bin/pip install -q -r requirements-dev.txt
+# the package itself, editable, without touching the pins (benchmarks import it from anywhere)
+.venv/bin/pip install -q --no-deps -e .
 exec .venv/bin/python -m pytest "$@"

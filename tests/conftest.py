@@ -12,12 +12,12 @@ from pathlib import Path
 import pytest
 import redis
 
-from bot.loader import Catalog, load_catalog
-from bot.matching import Matcher
+from bot.broadcast.subscriptions import Subscriptions
+from bot.content.loader import Catalog, load_catalog
+from bot.core.redis_conn import start_embedded
 from bot.runtime import Runtime, build
 from bot.settings import REPO_ROOT, Settings
-from bot.store import start_embedded
-from bot.subscriptions import Subscriptions
+from bot.understanding.matcher import Matcher
 from tests.line_helpers import ADMIN, SECRET, TOKEN, FakeLineServer
 
 

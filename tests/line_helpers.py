@@ -13,7 +13,7 @@ from typing import Any
 
 from werkzeug.serving import make_server
 
-from bot.fakeline import FakeLine, create_fake_line_app
+from bot.line.fake import FakeLine, create_fake_line_app
 
 SECRET = "test-channel-secret"
 ADMIN = "staff-token-for-tests"  # the staff API bearer token in tests
@@ -72,7 +72,7 @@ class FakeLineServer:
 
 def run_with_line(runner, client, settings, item):  # noqa: ANN001, ANN201
     """Run a delivery job's body (Delivery, DigestDelivery, ...) in-process against the fake LINE API."""
-    from bot.line_api import LineApi
+    from bot.line.api import LineApi
 
     api = LineApi(settings, retries=0)
     try:

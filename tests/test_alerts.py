@@ -18,17 +18,27 @@ from pydantic import ValidationError
 from rq import Queue
 from rq.registry import ScheduledJobRegistry
 
-from bot import alerts, delivery
-from bot.app import create_app
+from bot.broadcast import alerts, delivery
+from bot.broadcast.delivery import Delivery
+from bot.broadcast.subscriptions import Subscriptions
 from bot.cli import main
-from bot.delivery import Delivery
-from bot.line_api import LineApi
-from bot.messages import postback_data
-from bot.ratelimit import RateLimiter
+from bot.core.postback import postback_data
+from bot.line.api import LineApi
+from bot.line.ratelimit import RateLimiter
 from bot.runtime import build
 from bot.settings import REPO_ROOT
-from bot.subscriptions import Subscriptions
-from tests.line_helpers import ADMIN, SECRET, TOKEN, body_of, event, residents_kept, run_with_line, sign, user
+from bot.web.app import create_app
+from tests.line_helpers import (
+    ADMIN,
+    SECRET,
+    TOKEN,
+    body_of,
+    event,
+    residents_kept,
+    run_with_line,
+    sign,
+    user,
+)
 
 
 def fraud_alert(**over):
@@ -441,7 +451,7 @@ def test_quiet_hours_hold_a_night_alert_until_morning_in_rq_scheduler(redis_clie
                                  {"start": "21:00", "end": "21:00", "topics": ["fraud"]},
                                  {"start": "21:00", "end": "08:00", "topics": ["emergency"]}])
 def test_quiet_hours_that_make_no_sense_cannot_load(bad):
-    from bot.schema import QuietHours
+    from bot.content.schema import QuietHours
 
     with pytest.raises(ValidationError):
         QuietHours.model_validate(bad)

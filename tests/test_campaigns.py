@@ -9,12 +9,12 @@ from urllib.parse import urlparse
 
 import pytest
 
-from bot import campaigns
-from bot.app import create_app
-from bot.campaign_delivery import CampaignDelivery
-from bot.line_api import LineApi
-from bot.messages import postback_data
+from bot.broadcast import campaigns
+from bot.broadcast.campaign_delivery import CampaignDelivery
+from bot.core.postback import postback_data
+from bot.line.api import LineApi
 from bot.runtime import build
+from bot.web.app import create_app
 from tests.line_helpers import SECRET, TOKEN, body_of, event, residents_kept, sign, user
 
 ADMIN = "staff-token"
@@ -168,7 +168,7 @@ def test_line_statistics_are_fetched_and_withheld_values_stay_unknown(setup, lin
     from linebot.v3.insight import ApiClient, Configuration, Insight
     from rq.registry import ScheduledJobRegistry
 
-    from bot import delivery
+    from bot.broadcast import delivery
 
     settings, _, client = setup
     subscribe(redis_client, [user(40000 + n) for n in range(200)], "higashi")

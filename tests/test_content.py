@@ -11,9 +11,9 @@ import pytest
 import yaml
 
 from bot.cli import cmd_check
-from bot.loader import ContentError, load, load_catalog
+from bot.content.loader import ContentError, load, load_catalog
+from bot.content.schema import tel_digits
 from bot.runtime import build
-from bot.schema import tel_digits
 from bot.settings import REPO_ROOT
 
 DESKS_REFERENCE = REPO_ROOT / "docs" / "reference" / "desks.md"

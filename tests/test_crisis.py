@@ -11,9 +11,14 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from bot.crisis_eval import crisis_report, first_number, is_crisis_answer, load_crisis_items
-from bot.dialogue import TextInput
+from bot.conversation.dialogue import TextInput
 from bot.settings import REPO_ROOT
+from bot.understanding.crisis_eval import (
+    crisis_report,
+    first_number,
+    is_crisis_answer,
+    load_crisis_items,
+)
 from tests.test_dialogue import buttons
 
 DATA = REPO_ROOT / "tests" / "data"
@@ -167,7 +172,7 @@ def test_the_cue_prefilter_never_hides_a_match(catalog, shared_matcher):
     text: on every crisis example and test message, a skipped pattern would not have matched."""
     import re
 
-    from bot.crisis import first_chars
+    from bot.understanding.crisis import first_chars
 
     texts = [shared_matcher.normalize(t) for i in catalog.intents for t in i.examples]
     texts += [shared_matcher.normalize(t) for ts in catalog.crisis_training.values() for t in ts]

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from bot import policy
-from bot.dialogue import Dialogue, PostbackInput, TextInput
-from bot.matching import Matcher
-from bot.messages import check_limits, parse_postback, postback_data
-from bot.schema import dialable
-from bot.state import ConversationStore
-from bot.store import connect
+from bot.content.schema import dialable
+from bot.conversation.dialogue import Dialogue, PostbackInput, TextInput
+from bot.conversation.state import ConversationStore
+from bot.core import policy
+from bot.core.postback import parse_postback, postback_data
+from bot.core.redis_conn import connect
+from bot.line.messages import check_limits
+from bot.understanding.matcher import Matcher
 
 USER = "U0123456789abcdef0123456789abcdef"
 

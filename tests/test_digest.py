@@ -11,13 +11,13 @@ from pydantic import ValidationError
 from rq import Queue, SimpleWorker
 from rq.registry import ScheduledJobRegistry
 
-from bot import alerts, delivery, digest
-from bot.app import create_app
+from bot.broadcast import alerts, delivery, digest
+from bot.broadcast.delivery import Delivery
+from bot.broadcast.digest import DigestDelivery
 from bot.cli import main
-from bot.delivery import Delivery
-from bot.digest import DigestDelivery
-from bot.messages import postback_data
+from bot.core.postback import postback_data
 from bot.runtime import build
+from bot.web.app import create_app
 from tests.line_helpers import SECRET, TOKEN, body_of, event, residents_kept, sign, user
 from tests.line_helpers import run_with_line as run
 
@@ -100,7 +100,7 @@ def test_digest_residents_get_one_carousel_a_day_and_emergencies_at_once(
     connection = delivery.rq_connection(alert_settings.redis_url)
     queued = Queue(delivery.QUEUE, connection=connection)
     waiting = ScheduledJobRegistry(queue=queued).get_job_ids() + queued.job_ids
-    assert any(queued.fetch_job(j).func_name == "bot.digest.deliver_digest" for j in waiting)
+    assert any(queued.fetch_job(j).func_name == "bot.broadcast.digest.deliver_digest" for j in waiting)
 
     # Switching back after the alerts were set aside loses nothing: they are still owed;
     # a resident who stopped alerts meanwhile is owed nothing.
@@ -173,7 +173,7 @@ def test_the_digest_waits_for_the_days_alerts_and_later_alerts_join_the_next_day
 
 
 def test_a_digest_inside_quiet_hours_cannot_load():
-    from bot.schema import CityFile
+    from bot.content.schema import CityFile
 
     base = {"id": "x", "name": {"ja": "x"}, "menu": [{"intent": "dv", "label": {"ja": "x"}}],
             "fallback": {"text": {"ja": "x"}, "desks": ["d"]}, "harmless_card": {"title": {"ja": "x"},

@@ -1,7 +1,7 @@
 """The fake LINE API is as strict as LINE: limits, 400 bodies, tokens, retry keys, 409, 429.
 
 Raw HTTP where line-bot-sdk would refuse the request client-side; the SDK
-(through bot.line_api) where it would send it.
+(through bot.line.api) where it would send it.
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from urllib.error import HTTPError
 import pytest
 from linebot.v3.messaging import TextMessage
 
-from bot.fakeline import MONTHLY_LIMIT_MESSAGE, FakeLine
-from bot.line_api import LineApi
+from bot.line.api import LineApi
+from bot.line.fake import MONTHLY_LIMIT_MESSAGE, FakeLine
 from bot.settings import Settings
 from tests.line_helpers import TOKEN, user
 
@@ -183,7 +183,7 @@ def test_multicast_wire_form_equals_the_sdk_form(units):
     """WireMulticast skips pydantic's walk over 500 ids; its JSON must be the SDK's own."""
     from linebot.v3.messaging import MulticastRequest
 
-    from bot.line_api import WireMulticast
+    from bot.line.api import WireMulticast
 
     fields = {"to": [user(n) for n in range(500)], "messages": [TextMessage(text="注意")],
               "custom_aggregation_units": units or None}

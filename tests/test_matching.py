@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from bot.evaluate import evaluate, load_items
-from bot.matching import Matcher, decide
 from bot.settings import REPO_ROOT
+from bot.understanding.evaluate import evaluate, load_items
+from bot.understanding.matcher import Matcher, decide
 
 LABELLED = REPO_ROOT / "tests" / "data" / "labelled.yaml"
 
@@ -112,7 +112,7 @@ FLOORS = {"accuracy": 0.945, "crisis_recall": 1.0, "out_of_scope_fallback": 0.92
 def test_the_fitted_model_is_kept_by_content_and_refitted_when_it_changes(matcher, catalog, content_copy, tmp_path):
     """Start-ups reuse the fitted model (it costs about 3 s of CPU) only for the same
     content and code; a damaged cache file means a fresh fit, never a crash."""
-    from bot.loader import load_catalog
+    from bot.content.loader import load_catalog
 
     cache = tmp_path / "model-cache"
     first = Matcher(catalog, cache)

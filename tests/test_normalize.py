@@ -1,4 +1,4 @@
-from bot.normalize import Normalizer, fold
+from bot.core.normalize import Normalizer, fold
 
 
 def test_width_case_and_kana_fold_to_one_form():
@@ -28,7 +28,7 @@ def test_synonyms_fold_variants_longest_first():
 
 
 def test_latin_cues_match_whole_words_only():
-    from bot.normalize import contains
+    from bot.core.normalize import contains
     assert contains(fold("DVされてる"), "dv")
     assert not contains(fold("DVDを借りた"), "dv")
     assert not contains(fold("I need advice"), "dv")

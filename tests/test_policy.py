@@ -1,4 +1,4 @@
-from bot import policy
+from bot.core import policy
 
 
 def test_forbidden_label_words_are_found_in_any_case_and_width():

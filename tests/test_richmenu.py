@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from bot import policy, richmenu
 from bot.cli import main
-from bot.line_api import LineApi
-from bot.messages import parse_postback
+from bot.core import policy
+from bot.core.postback import parse_postback
+from bot.line import richmenu
+from bot.line.api import LineApi
 from bot.settings import Settings
 from tests.line_helpers import TOKEN
 

@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from bot.stats import BASELINE_CLICK, BASELINE_OPEN, compare, wilson
+from bot.broadcast.stats import BASELINE_CLICK, BASELINE_OPEN, compare, wilson
 
 
 def test_kumamoto_baseline_rates_and_interval():

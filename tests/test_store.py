@@ -15,8 +15,8 @@ from pathlib import Path
 
 import redis
 
+from bot.core.redis_conn import start_embedded
 from bot.settings import REPO_ROOT
-from bot.store import start_embedded
 
 # A process holding the embedded Redis as `serve` does: it starts (or joins) it through
 # the same function, prints "owner URL" or "guest URL", waits until its stdin closes,
@@ -24,7 +24,7 @@ from bot.store import start_embedded
 HOLDER = """
 import sys
 from pathlib import Path
-from bot.store import start_embedded
+from bot.core.redis_conn import start_embedded
 server, url = start_embedded(Path(sys.argv[1]))
 print("owner" if server else "guest", url, flush=True)
 sys.stdin.read()

@@ -6,9 +6,9 @@ import logging
 
 import pytest
 
-from bot.app import create_app
-from bot.messages import postback_data
+from bot.core.postback import postback_data
 from bot.runtime import build
+from bot.web.app import create_app
 from tests.line_helpers import (
     OLD_SECRET,
     SECRET,

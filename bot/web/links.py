@@ -9,7 +9,7 @@ from __future__ import annotations
 import redis
 from flask import Blueprint, current_app, redirect
 
-from bot import campaigns
+from bot.broadcast import campaigns
 
 bp = Blueprint("links", __name__)
 NOT_FOUND = ("<!doctype html><meta charset='utf-8'><title>ページが見つかりません</title>"

@@ -1,6 +1,6 @@
 """The staff JSON API (bearer ADMIN_API_TOKEN): alerts now, campaigns later.
 
-It calls the same domain functions as the CLI (bot.alerts, bot.delivery).
+It calls the same domain functions as the CLI (bot.broadcast.alerts, bot.broadcast.delivery).
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import hmac
 
 from flask import Blueprint, current_app, jsonify, request
 
-from bot import alerts, campaigns, delivery
+from bot.broadcast import alerts, campaigns, delivery
 
 bp = Blueprint("staff_api", __name__, url_prefix="/api")
 

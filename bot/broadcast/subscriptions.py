@@ -6,7 +6,7 @@ Keys (the user id is needed here: alerts are multicast to these ids):
   the area `all` means the whole city.
 - `sub:<city>:lang:en`: residents who set up their alerts in English (they get an
   alert's English version when staff wrote one).
-- `sub:<city>:digest`: residents who get non-urgent alerts once a day (bot.digest).
+- `sub:<city>:digest`: residents who get non-urgent alerts once a day (bot.broadcast.digest).
 Topics are a fixed list: DV, sexual violence and victim help are never topics
 (docs/safety.md S1), so no code path can subscribe anyone to them. Everything
 about a user is removed on unfollow.

@@ -39,7 +39,7 @@ class _Wire:
     """A message already in LINE's wire form.
 
     line-bot-sdk's request models serialise each message by calling its
-    `to_dict()`; handing over the form computed once (bot.dialogue caches it per
+    `to_dict()`; handing over the form computed once (bot.conversation.dialogue caches it per
     answer) saves re-serialising deep pydantic models on every send. The
     messages were built and validated as SDK models first."""
 

@@ -16,8 +16,8 @@ from typing import Any
 
 import yaml
 
-from bot.matching import Matcher, Scores
-from bot.schema import Thresholds
+from bot.content.schema import Thresholds
+from bot.understanding.matcher import Matcher, Scores
 
 FALLBACK, CLARIFY = "(fallback)", "(clarify)"
 

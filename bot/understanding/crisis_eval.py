@@ -23,8 +23,8 @@ from typing import Any
 
 import yaml
 
-from bot.loader import Catalog, City, leading_number
-from bot.matching import Match, Matcher
+from bot.content.loader import Catalog, City, leading_number
+from bot.understanding.matcher import Match, Matcher
 
 KINDS = ("fire119", "gas119", "medical119", "crime_now110", "suicide", "second_sentence", "indirect", "non_crisis")
 

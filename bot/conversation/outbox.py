@@ -15,7 +15,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 
 from linebot.v3.messaging import Message
 
-from bot.line_api import LineApi, SendResult
+from bot.line.api import LineApi, SendResult
 
 log = logging.getLogger(__name__)
 

@@ -25,9 +25,9 @@ from linebot.v3.webhooks import (
 )
 from pydantic.v1 import ValidationError as SdkValidationError
 
-from bot.dialogue import Dialogue, PostbackInput, TextInput, Turn
-from bot.outbox import Outbox
-from bot.state import ConversationStore
+from bot.conversation.dialogue import Dialogue, PostbackInput, TextInput, Turn
+from bot.conversation.outbox import Outbox
+from bot.conversation.state import ConversationStore
 
 log = logging.getLogger(__name__)
 DEDUPE_TTL_SECONDS = 48 * 3600  # LINE asks for at least 24 h

@@ -5,7 +5,7 @@
   `missing` never wait. Residents choose it in their alert settings.
 - An alert on a digest topic belongs to one day's digest, fixed when it is created
   (the first digest time after it may go out). While it is delivered, the claim step
-  (bot.delivery) sets aside the residents who chose the digest into the alert's
+  (bot.broadcast.delivery) sets aside the residents who chose the digest into the alert's
   `deferred` set instead of messaging them; switching mode later never loses or
   doubles an alert already claimed.
 - At digest time a job waits until every alert of the day has finished, groups the
@@ -25,12 +25,12 @@ from typing import TYPE_CHECKING
 
 import redis
 
-from bot.clock import JST, next_at
-from bot.schema import Digest, Text
-from bot.subscriptions import Subscriptions
+from bot.broadcast.subscriptions import Subscriptions
+from bot.content.schema import Digest, Text
+from bot.core.clock import JST, next_at
 
 if TYPE_CHECKING:
-    from bot.line_api import LineApi
+    from bot.line.api import LineApi
     from bot.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -77,7 +77,7 @@ def register(client: redis.Redis, city_id: str, alert_id: str, digest: Digest, b
 
 def schedule(redis_url: str, city_id: str, slot: dt.datetime) -> None:
     """Queue the day's digest job once (RQ's scheduler releases it at `slot`)."""
-    from bot.delivery import queue_job, rq_connection
+    from bot.broadcast.delivery import queue_job, rq_connection
 
     day = slot.astimezone(JST).date().isoformat()
     if rq_connection(redis_url).set(f"{digest_key(city_id, day)}:scheduled", "1", nx=True, ex=14 * 24 * 3600):
@@ -85,14 +85,14 @@ def schedule(redis_url: str, city_id: str, slot: dt.datetime) -> None:
 
 
 def deliver_digest(city_id: str, day: str) -> str:
-    from bot.delivery import run_job
+    from bot.broadcast.delivery import run_job
 
     return run_job(DigestDelivery, f"{city_id}:{day}")
 
 
 def digest_status(client: redis.Redis, city_id: str, day: str, rate_per_second: float) -> dict | None:
     """One day's digest for staff: its state, the alerts in it, and each group's delivery."""
-    from bot.alerts import alert_status
+    from bot.broadcast.alerts import alert_status
 
     key = digest_key(city_id, day)
     alert_ids = client.lrange(f"{key}:alerts", 0, -1)
@@ -116,14 +116,14 @@ class DigestDelivery:
     """One day's digest for one city: wait for the day's alerts, group, deliver."""
 
     def __init__(self, client: redis.Redis, api: LineApi, settings: Settings) -> None:
-        from bot.delivery import Delivery
+        from bot.broadcast.delivery import Delivery
 
         self.redis = client
         self.settings = settings
         self.engine = Delivery(client, api, settings)
 
     def run(self, item: str) -> str:
-        from bot.alerts import alert_key
+        from bot.broadcast.alerts import alert_key
 
         city_id, day = item.split(":", 1)
         key = digest_key(city_id, day)
@@ -153,15 +153,15 @@ class DigestDelivery:
         return f"{len(results)} group(s): " + ", ".join(results) if results else "nothing deferred"
 
     def _retry_later(self, city_id: str, day: str) -> None:
-        from bot.delivery import queue_job
+        from bot.broadcast.delivery import queue_job
 
         queue_job(self.settings.redis_url or "", deliver_digest, city_id, day, description=f"digest {city_id} {day}",
                   at=dt.datetime.now(JST) + dt.timedelta(seconds=RETRY_SECONDS))
 
     def _group(self, city_id: str, day: str, alert_ids: list[str]) -> None:
         """Residents owed the same alerts form one group, sent one carousel (a delivery of
-        its own: bot.delivery sends it like an alert, to the group's set)."""
-        from bot.alerts import alert_key
+        its own: bot.broadcast.delivery sends it like an alert, to the group's set)."""
+        from bot.broadcast.alerts import alert_key
 
         key = digest_key(city_id, day)
         owed: dict[str, set[str]] = defaultdict(set)

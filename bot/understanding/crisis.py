@@ -27,8 +27,8 @@ import numpy as np
 from scipy.sparse import csr_matrix
 from sklearn.svm import LinearSVC
 
-from bot.normalize import Normalizer
-from bot.schema import CrisisFile
+from bot.content.schema import CrisisFile
+from bot.core.normalize import Normalizer
 
 NONE = "none"
 # The crisis model's regularisation and class weights: "balanced" gives the few crisis

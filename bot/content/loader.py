@@ -15,9 +15,7 @@ from typing import Any, Literal, TypeVar
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from bot import policy
-from bot.normalize import Normalizer
-from bot.schema import (
+from bot.content.schema import (
     Answer,
     AnswerFile,
     CityFile,
@@ -29,9 +27,9 @@ from bot.schema import (
     FollowupFile,
     Intent,
     IntentFile,
+    OutOfScopeFile,
     RichMenu,
     RichMenuFile,
-    OutOfScopeFile,
     SynonymFile,
     Text,
     ThresholdFile,
@@ -39,6 +37,9 @@ from bot.schema import (
     UiFile,
     tel_digits,
 )
+from bot.core import policy
+from bot.core.normalize import Normalizer
+from bot.core.postback import parse_postback
 
 # Interface strings the code uses (content/national/ui.yaml must define them all).
 UI_KEYS = (
@@ -499,8 +500,6 @@ def _load_city(city_dir: Path, doc: Any, national: Mapping[str, Desk], intents: 
 
 
 def _check_richmenu(d: _Doc, menu: RichMenu, city_dir: Path, intents: Mapping[str, Intent]) -> None:
-    from bot.messages import parse_postback  # messages imports schema only; no cycle at call time
-
     if not (city_dir / menu.image).is_file():
         d.problem(("richmenu", "image"), f"image {menu.image!r} not found next to richmenu.yaml")
     for n, button in enumerate(menu.buttons):

@@ -2,7 +2,7 @@
 
 Data flows one way: input -> matcher -> answer content -> message builders.
 Nothing the resident wrote is stored, logged or echoed (docs/safety.md S6, §3);
-the only memory is the opaque state kept by bot.state.
+the only memory is the opaque state kept by bot.conversation.state.
 """
 
 from __future__ import annotations
@@ -15,11 +15,12 @@ from dataclasses import dataclass
 import redis
 from linebot.v3.messaging import Message
 
-from bot import messages as m
-from bot.loader import Catalog
-from bot.matching import Candidate, Match, Matcher
-from bot.state import ConversationStore, ConvState
-from bot.subscriptions import Choice, Subscriptions
+from bot.broadcast.subscriptions import Choice, Subscriptions
+from bot.content.loader import Catalog
+from bot.conversation.state import ConversationStore, ConvState
+from bot.core.postback import parse_postback, postback_data
+from bot.line import messages as m
+from bot.understanding.matcher import Candidate, Match, Matcher
 
 log = logging.getLogger(__name__)
 _YES = {"はい", "うん", "そう", "yes", "y", "ok"}
@@ -120,7 +121,7 @@ class Dialogue:
             self.store.await_free_text(user_id, None)
             # A crisis is never swallowed as a survey comment.
             if not (match.decision == "answer" and (match.intent in self.matcher.crisis or match.crisis)):
-                from bot import campaigns
+                from bot.broadcast import campaigns
 
                 try:
                     campaigns.count_free_text(self.store.client, state.free_text_for)
@@ -175,7 +176,7 @@ class Dialogue:
 
     def _postback(self, user_id: str, data: str, state: ConvState) -> Turn:
         lang = state.lang or state.seen_lang or "ja"
-        pb = m.parse_postback(data)
+        pb = parse_postback(data)
         if pb is None:
             log.info("unknown postback data; showing the menu")
             return self.menu(lang)
@@ -206,14 +207,16 @@ class Dialogue:
     def welcome(self, user_id: str) -> Turn:
         """After 友だち追加: who we are, then the language (each onboarding step is skippable)."""
         lang = self.store.get(user_id).lang or "ja"
-        actions = [m.QuickAction(self.ui[f"lang_{code}"].ja, m.postback_data("lang", l=code),
+        actions = [m.QuickAction(self.ui[f"lang_{code}"].ja, postback_data("lang", l=code),
                                  display=self.ui[f"lang_{code}"].ja) for code in ("ja", "en", "easy")]
-        actions.append(self._qa("skip_button", lang, m.postback_data("areas")))
+        actions.append(self._qa("skip_button", lang, postback_data("areas")))
         msg = m.text_message(self.city.config.welcome.get(lang), actions)
         return Turn([msg], "welcome", lang=lang)
 
     def _survey_answer(self, user_id: str, params: dict[str, str], lang: str) -> Turn:
-        from bot import campaigns  # campaigns imports messages; imported here to keep dialogue light
+        from bot.broadcast import (
+            campaigns,  # campaigns imports messages; imported here to keep dialogue light
+        )
 
         try:
             following, spec = campaigns.record_answer(self.store.client, self.store.salt.decode(), user_id,
@@ -222,7 +225,7 @@ class Dialogue:
             return self.menu(lang)
         if following is None and spec.survey.free_text:
             self.store.await_free_text(user_id, params["c"])
-            msg = m.text_message(spec.survey.free_text_prompt, [self._qa("skip_button", lang, m.postback_data("menu"))])
+            msg = m.text_message(spec.survey.free_text_prompt, [self._qa("skip_button", lang, postback_data("menu"))])
         elif following is None:
             msg = m.text_message(self.ui["survey_thanks"].get(lang), self._menu_button(lang))
         else:
@@ -285,15 +288,15 @@ class Dialogue:
             subs.remove_user(user_id)
 
         if act == "areas":
-            actions = [m.QuickAction(a.label.get(lang), m.postback_data("area", a=a.id), display=a.label.get(lang))
+            actions = [m.QuickAction(a.label.get(lang), postback_data("area", a=a.id), display=a.label.get(lang))
                        for a in areas.values()]
-            actions.append(self._qa("skip_button", lang, m.postback_data("topics")))
+            actions.append(self._qa("skip_button", lang, postback_data("topics")))
             return Turn([m.text_message(self.ui["onboard_area"].get(lang), actions)], "settings", lang=lang)
         if act == "topics":
             chosen = subs.get(user_id).topics
             actions = [m.QuickAction(("✓ " if t.id in chosen else "") + t.label.get(lang),
-                                     m.postback_data("topic", t=t.id)) for t in topics.values()]
-            actions.append(self._qa("done_button", lang, m.postback_data("done")))
+                                     postback_data("topic", t=t.id)) for t in topics.values()]
+            actions.append(self._qa("done_button", lang, postback_data("done")))
             return Turn([m.text_message(self.ui["onboard_topics"].get(lang), actions)], "settings", lang=lang)
 
         # done / settings: show the current choice
@@ -304,8 +307,8 @@ class Dialogue:
         text = (f"{self.ui['settings_summary'].get(lang)}\n"
                 f"・{self.ui['settings_area'].get(lang)}: {label(areas, choice.areas)}\n"
                 f"・{self.ui['settings_topics'].get(lang)}: {label(topics, choice.topics)}")
-        actions = [self._qa("change_area_button", lang, m.postback_data("areas")),
-                   self._qa("change_topics_button", lang, m.postback_data("topics"))]
+        actions = [self._qa("change_area_button", lang, postback_data("areas")),
+                   self._qa("change_topics_button", lang, postback_data("topics"))]
         digest = self.city.config.digest
         if digest is not None:
             on = subs.wants_digest(user_id)
@@ -313,7 +316,7 @@ class Dialogue:
             text += f"\n・{self.ui['settings_mode'].get(lang)}: {mode}"
             if act == "mode" and on:
                 text = f"{self.ui['mode_changed_digest'].get(lang)}\n\n{text}"
-            actions.append(self._qa("change_mode_button", lang, m.postback_data("mode", m="now" if on else "digest")))
+            actions.append(self._qa("change_mode_button", lang, postback_data("mode", m="now" if on else "digest")))
         return Turn([m.text_message(text, actions + self._menu_button(lang))], "settings", lang=lang)
 
     # ------------------------------------------------------------ building blocks
@@ -356,16 +359,16 @@ class Dialogue:
             actions: list[m.QuickAction] = []
             if also is not None:
                 label = self.catalog.by_id[also].label.get(lang)
-                actions.append(m.QuickAction(label, m.postback_data("intent", id=also), display=label))
+                actions.append(m.QuickAction(label, postback_data("intent", id=also), display=label))
             if answer.opens:
                 actions += self._opens_actions(answer.opens, lang)
             if answer.show_menu:
                 actions += self._menu_actions(lang)
             elif not (crisis and not sensitive):  # emergency: nothing else until they tap (§6)
                 if answer.more_desks:
-                    actions.append(self._qa("more_button", lang, m.postback_data("more", i=answer_id or intent_id)))
+                    actions.append(self._qa("more_button", lang, postback_data("more", i=answer_id or intent_id)))
                 if any(self.city.desks[d].phones for d in answer.desks + answer.more_desks):
-                    actions.append(self._qa("phones_button", lang, m.postback_data("phones", i=answer_id or intent_id)))
+                    actions.append(self._qa("phones_button", lang, postback_data("phones", i=answer_id or intent_id)))
                 actions += self._menu_button(lang)
             if sensitive:
                 actions += self._safety_actions(lang)
@@ -397,7 +400,7 @@ class Dialogue:
                        m.desks_message([self.city.desks[d] for d in answer.more_desks], lang, self.ui)]
             # the phone list stays one tap away after the other desks
             if any(self.city.desks[d].phones for d in answer.desks + answer.more_desks):
-                tail = [self._qa("phones_button", lang, m.postback_data("phones", i=answer_id))] + tail
+                tail = [self._qa("phones_button", lang, postback_data("phones", i=answer_id))] + tail
         else:
             lines = [self.ui["phones_title"].get(lang)]
             listed: set[str] = set()  # one line per number (#9110 is on several desks)
@@ -420,7 +423,7 @@ class Dialogue:
         actions = []
         for intent_id in options:
             label = self.catalog.by_id[intent_id].label.get(lang)
-            actions.append(m.QuickAction(label, m.postback_data("intent", id=intent_id), display=label))
+            actions.append(m.QuickAction(label, postback_data("intent", id=intent_id), display=label))
         actions += self._menu_button(lang)
         msg = m.text_message(self.ui["clarify"].get(lang), actions)
         return Turn([msg], "clarify", None, score, tuple(candidates), lang=lang)
@@ -455,25 +458,25 @@ class Dialogue:
         return m.QuickAction(label, data, display=label if display else None)
 
     def _menu_button(self, lang: str) -> list[m.QuickAction]:
-        return [self._qa("menu_button", lang, m.postback_data("menu"))]
+        return [self._qa("menu_button", lang, postback_data("menu"))]
 
     def _menu_actions(self, lang: str) -> list[m.QuickAction]:
-        return [m.QuickAction(item.label.get(lang), m.postback_data("intent", id=item.intent),
+        return [m.QuickAction(item.label.get(lang), postback_data("intent", id=item.intent),
                               display=item.label.get(lang))
                 for item in self.city.config.menu]
 
     def _opens_actions(self, opens: str, lang: str) -> list[m.QuickAction]:
         if opens == "language":
-            return [m.QuickAction(self.ui[f"lang_{code}"].ja, m.postback_data("lang", l=code),
+            return [m.QuickAction(self.ui[f"lang_{code}"].ja, postback_data("lang", l=code),
                                   display=self.ui[f"lang_{code}"].ja) for code in ("ja", "en", "easy")]
         if opens == "alert_settings":
-            return [self._qa("change_area_button", lang, m.postback_data("areas")),
-                    self._qa("change_topics_button", lang, m.postback_data("topics")),
-                    self._qa("settings_button", lang, m.postback_data("settings"))]
-        return [self._qa("stop_button", lang, m.postback_data("stop")),
-                self._qa("settings_button", lang, m.postback_data("settings"))]
+            return [self._qa("change_area_button", lang, postback_data("areas")),
+                    self._qa("change_topics_button", lang, postback_data("topics")),
+                    self._qa("settings_button", lang, postback_data("settings"))]
+        return [self._qa("stop_button", lang, postback_data("stop")),
+                self._qa("settings_button", lang, postback_data("settings"))]
 
     def _safety_actions(self, lang: str) -> list[m.QuickAction]:
         # No display text: the talk history must not say what was hidden.
-        return [self._qa("switch_button", lang, m.postback_data("switch"), display=False),
-                self._qa("notice_button", lang, m.postback_data("notice"), display=False)]
+        return [self._qa("switch_button", lang, postback_data("switch"), display=False),
+                self._qa("notice_button", lang, postback_data("notice"), display=False)]

@@ -19,12 +19,17 @@ from concurrent.futures import ThreadPoolExecutor
 
 import redis
 
-from bot import campaigns
-from bot.delivery import RETRY_NAMESPACE, LeaseLost, run_job, send_with_retries
-from bot.line_api import LineApi
-from bot.ratelimit import RateLimiter
+from bot.broadcast import campaigns
+from bot.broadcast.delivery import (
+    RETRY_NAMESPACE,
+    LeaseLost,
+    run_job,
+    send_with_retries,
+)
+from bot.core.redis_conn import connect
+from bot.line.api import LineApi
+from bot.line.ratelimit import RateLimiter
 from bot.settings import Settings
-from bot.store import connect
 
 CHUNK = 500
 
@@ -89,7 +94,7 @@ class CampaignDelivery:
 
         from rq import Queue
 
-        from bot.delivery import QUEUE, rq_connection
+        from bot.broadcast.delivery import QUEUE, rq_connection
 
         if self.redis_url:
             Queue(QUEUE, connection=rq_connection(self.redis_url)).enqueue_in(
@@ -201,7 +206,7 @@ def fetch_insights_job(campaign_id: str) -> str:
     from linebot.v3.insight import Insight
     from rq import Queue
 
-    from bot.delivery import QUEUE, rq_connection
+    from bot.broadcast.delivery import QUEUE, rq_connection
 
     settings = Settings.from_env()
     handle = connect(settings.redis_url, settings.data_dir)

@@ -1,7 +1,7 @@
 """Scam and safety alerts: what staff write, how it looks, where it is kept, how it is doing.
 
 The staff API, the CLI and (later) the console all call `create_alert` and
-`alert_status`; delivery itself is bot.delivery's job on RQ workers.
+`alert_status`; delivery itself is bot.broadcast.delivery's job on RQ workers.
 
 An alert follows the police pattern (docs/alerts.md §1): 手口 ->
 where/when -> up to 3 countermeasures -> where to call (a desk's tel: button) ->
@@ -21,14 +21,21 @@ from typing import Annotated, Any
 
 import redis
 from linebot.v3.messaging import FlexContainer, FlexMessage
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+)
 
-from bot import digest
-from bot.clock import JST, next_at, within
-from bot.loader import City
-from bot.schema import QuietHours
-from bot.subscriptions import ALL_AREAS, TOPICS
-from bot.validation import first_error, neutral
+from bot.broadcast import digest
+from bot.broadcast.subscriptions import ALL_AREAS, TOPICS
+from bot.content.loader import City
+from bot.content.schema import QuietHours
+from bot.core.clock import JST, next_at, within
+from bot.core.validation import first_error, neutral
 
 SENSITIVE_TOPICS = ("dv", "sexual_violence", "stalking", "victim", "victim_support", "child_abuse", "suicide")
 LANGUAGES = ("ja", "en")  # an alert's versions; residents who chat in English get the English one if written
@@ -157,7 +164,7 @@ class AlertStatus:
     stalled: bool
     error: str | None
     scheduled_for: str | None = None  # ISO time (JST) when quiet hours held the alert back
-    deferred: int = 0  # residents who chose the daily digest: they get it there (bot.digest)
+    deferred: int = 0  # residents who chose the daily digest: they get it there (bot.broadcast.digest)
     digest_at: str | None = None  # ISO time (JST) of that digest
 
     def as_dict(self) -> dict[str, Any]:
@@ -169,7 +176,7 @@ def alert_key(alert_id: str) -> str:
 
 
 def create_alert(client: redis.Redis, city: City, data: Any, now: dt.datetime | None = None) -> str:
-    """Validate, store and return the new alert's id (queued; bot.delivery sends it, at
+    """Validate, store and return the new alert's id (queued; bot.broadcast.delivery sends it, at
     once or, for a topic the city's quiet hours hold back, when they end)."""
     request = validate_request(data, city)
     now = now or dt.datetime.now(JST)

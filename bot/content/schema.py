@@ -12,8 +12,8 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
-from bot import policy
-from bot.clock import within
+from bot.core import policy
+from bot.core.clock import within
 
 LANGS = ("ja", "en", "easy")
 Lang = Literal["ja", "en", "easy"]
@@ -63,7 +63,7 @@ Label = Annotated[Text, AfterValidator(_neutral)]
 
 
 def _pattern(value: str) -> str:
-    """A regular expression over *normalised* text (bot.normalize: lower case, katakana
+    """A regular expression over *normalised* text (bot.core.normalize: lower case, katakana
     folded to hiragana, no punctuation or spaces except between latin words): a pattern
     with upper-case latin letters or katakana could never match, so it is refused."""
     try:
@@ -138,7 +138,7 @@ class ThresholdFile(Strict):
     thresholds: Thresholds
 
 
-# ---------------------------------------------------------------- the crisis layer (bot/crisis.py)
+# ---------------------------------------------------------------- the crisis layer (bot/understanding/crisis.py)
 
 CrisisKindId = Literal["fire_medical", "danger", "suicide"]
 

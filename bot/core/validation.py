@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import ValidationError
 
-from bot import policy
+from bot.core import policy
 
 
 def neutral(text: str) -> str:

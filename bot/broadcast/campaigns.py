@@ -24,12 +24,20 @@ from typing import Annotated, Any
 
 import redis
 from linebot.v3.messaging import FlexContainer, FlexMessage, Message
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    model_validator,
+)
 
-from bot import stats
-from bot.messages import QuickAction, postback_data, quick_reply
-from bot.subscriptions import TOPICS
-from bot.validation import first_error, neutral
+from bot.broadcast import stats
+from bot.broadcast.subscriptions import TOPICS
+from bot.core.postback import postback_data
+from bot.core.validation import first_error, neutral
+from bot.line.messages import QuickAction, quick_reply
 
 TOKEN_BYTES = 16
 
@@ -205,7 +213,7 @@ def fetch_insights(client: redis.Redis, insight_api: Any, campaign_id: str, time
     """
     import datetime as dt
 
-    from bot.clock import JST
+    from bot.core.clock import JST
 
     spec = load(client, campaign_id)
     if spec is None:

@@ -23,7 +23,7 @@ from scipy.sparse import csr_matrix
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.pipeline import FeatureUnion
 
-from bot.normalize import fold
+from bot.core.normalize import fold
 
 _KANJI = re.compile(r"[\u3400-\u9fff々]")
 _LATIN = re.compile(r"[a-z0-9']+")
@@ -49,7 +49,7 @@ def reading(text: str) -> str:
 
 
 def _identity(text: str) -> str:
-    # Texts arrive normalised (bot.normalize); the default lower-casing preprocessor adds nothing.
+    # Texts arrive normalised (bot.core.normalize); the default lower-casing preprocessor adds nothing.
     return text
 
 

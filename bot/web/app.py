@@ -19,10 +19,10 @@ from dataclasses import dataclass
 
 from flask import Flask
 
-from bot.events import EventHandler
-from bot.fakeline import FakeLine
-from bot.line_api import LineApi
-from bot.outbox import Outbox
+from bot.conversation.events import EventHandler
+from bot.conversation.outbox import Outbox
+from bot.line.api import LineApi
+from bot.line.fake import FakeLine
 from bot.runtime import Runtime, build
 from bot.settings import Settings
 
@@ -91,7 +91,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     if settings.local_mode:
         from werkzeug.middleware.dispatcher import DispatcherMiddleware
 
-        from bot.fakeline import create_fake_line_app
+        from bot.line.fake import create_fake_line_app
         from bot.web.simulator import bp as simulator_bp
 
         app.register_blueprint(simulator_bp)

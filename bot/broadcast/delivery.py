@@ -32,22 +32,22 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 import redis
 from rq import Queue
 
-from bot import alerts, digest
-from bot.alerts import alert_key
-from bot.clock import JST
-from bot.loader import City
-from bot.line_api import LineApi, SendResult
-from bot.ratelimit import RateLimiter
+from bot.broadcast import alerts, digest
+from bot.broadcast.alerts import alert_key
+from bot.broadcast.subscriptions import ALL_AREAS, Subscriptions
+from bot.content.loader import City
+from bot.core.clock import JST
+from bot.core.redis_conn import connect
+from bot.line.api import LineApi, SendResult
+from bot.line.ratelimit import RateLimiter
 from bot.settings import Settings
-from bot.store import connect
-from bot.subscriptions import ALL_AREAS, Subscriptions
 
 log = logging.getLogger(__name__)
 QUEUE = "alerts"
 CHUNK = 500
 MAX_ATTEMPTS = 8
 RETRY_NAMESPACE = uuid.UUID("6f1d3c8e-2b7a-4c55-9f0e-5d1c2a7b9e41")
-UNCAPPED_TOPICS = {"emergency", "digest"}  # a digest is one message a day (bot.digest)
+UNCAPPED_TOPICS = {"emergency", "digest"}  # a digest is one message a day (bot.broadcast.digest)
 
 # Prepare a chunk for its first send, or read back what was stored for a resend, in one
 # atomic step (a crash can never leave the cap counted but the chunk unprepared).
@@ -123,7 +123,7 @@ return out
 # atomic step, so a crash never leaves anyone claimed but in no chunk.
 # An alert with an English version has two streams of chunks: "0", "1", ... (Japanese)
 # and "en:0", "en:1", ... for residents who set up their alerts in English.
-# Residents who chose the daily digest are set aside for it (bot.digest), not messaged.
+# Residents who chose the daily digest are set aside for it (bot.broadcast.digest), not messaged.
 # KEYS: topic set, seen set, alert hash, chunks hash, English set, digest set, deferred
 # set, then the area sets.
 # ARGV: cursor, scan count, chunk size, chunk list prefix, "1" to split by language,
@@ -256,7 +256,7 @@ def enqueue(redis_url: str, alert_id: str) -> None:
 
 
 def enqueue_campaign(redis_url: str, campaign_id: str) -> None:
-    from bot.campaign_delivery import deliver_campaign
+    from bot.broadcast.campaign_delivery import deliver_campaign
 
     rq_connection(redis_url).sadd("campaigns:active", campaign_id)
     queue_job(redis_url, deliver_campaign, campaign_id, description=f"deliver campaign {campaign_id}")

@@ -19,9 +19,9 @@ from linebot.v3.messaging import (
     URIAction,
 )
 
-from bot.line_api import LineApi
-from bot.loader import City
-from bot.schema import RichMenu
+from bot.content.loader import City
+from bot.content.schema import RichMenu
+from bot.line.api import LineApi
 
 WIDTH, ROW_HEIGHT = 2500, 843
 

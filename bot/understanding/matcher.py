@@ -7,7 +7,7 @@ Japanese is unsegmented, so word-based scorers do not apply. Per target (each
 intent, out-of-scope, each follow-up kind) two kinds of evidence are blended:
 - a linear SVM (scikit-learn LinearSVC, one target against the rest) over
   character n-grams of the text and of its kana reading, plus latin words for
-  English (bot.ngrams); its margin, mapped to 0-100, carries most of the signal;
+  English (bot.understanding.features); its margin, mapped to 0-100, carries most of the signal;
 - fuzzy similarity: rapidfuzz `ratio` (whole string: typos, width, dialect
   endings) and `partial_ratio` (best-aligned substring, discounted for short
   strings) to the target's closest example, run with `process.cdist` over the
@@ -22,6 +22,7 @@ prints the current figure beside a plain nearest-example baseline).
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
 import logging
 import os
@@ -39,11 +40,11 @@ from rapidfuzz import fuzz, process
 from scipy.sparse import csr_matrix, vstack
 from sklearn.svm import LinearSVC
 
-from bot.crisis import NONE, CrisisLayer, Verdict
-from bot.loader import Catalog, leading_number
-from bot.ngrams import Features
-from bot.normalize import Cue, Normalizer
-from bot.schema import Thresholds
+from bot.content.loader import Catalog, leading_number
+from bot.content.schema import Thresholds
+from bot.core.normalize import Cue, Normalizer
+from bot.understanding.crisis import NONE, CrisisLayer, Verdict
+from bot.understanding.features import Features
 
 log = logging.getLogger(__name__)
 OUT_OF_SCOPE = "_out_of_scope"
@@ -88,7 +89,7 @@ class Scores:
     intents: tuple[Candidate, ...]  # every intent, best first
     out_of_scope: float
     followups: dict[str, float]
-    # what the crisis layer found (bot.crisis): it outranks every other decision
+    # what the crisis layer found (bot.understanding.crisis): it outranks every other decision
     crisis: Verdict | None = None
     # the crisis model's likeliest kind for the whole message, as (intent, answer), whatever
     # its score: when the classifier alone answers a crisis, the right number still leads
@@ -135,8 +136,8 @@ def _fingerprint(targets: Sequence[str], examples: Sequence[str], owner: np.ndar
     versions = [MODEL_FORMAT, SVM_C] + [metadata.version(p) for p in ("scikit-learn", "fugashi", "unidic-lite",
                                                                         "numpy", "scipy")]
     digest.update(json.dumps(versions).encode())
-    for module in ("ngrams.py", "normalize.py", "matching.py", "crisis.py"):
-        digest.update((Path(__file__).parent / module).read_bytes())
+    for source in (inspect.getfile(Features), inspect.getfile(Normalizer), __file__, inspect.getfile(CrisisLayer)):
+        digest.update(Path(source).read_bytes())
     digest.update(json.dumps([list(targets), list(examples), list(crisis_labels), list(crisis_extra)],
                              ensure_ascii=False).encode())
     digest.update(owner.tobytes())

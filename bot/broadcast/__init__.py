@@ -1,0 +1,1 @@
+"""Everything pushed to subscribers (alerts, digests, campaigns), run on RQ workers."""

@@ -1,0 +1,1 @@
+"""What residents are told, as validated data: the schema of intents/ and content/, and its loader."""

@@ -1,0 +1,1 @@
+"""One resident turn: webhook event -> dialogue -> messages -> reply (outbox), and its state."""

@@ -1,0 +1,1 @@
+"""Building blocks with no product knowledge: clock, Redis connection, text folding, safety policy."""
