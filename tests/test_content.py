@@ -11,8 +11,9 @@ import pytest
 import yaml
 
 from bot.cli import cmd_check
-from bot.content.loader import ContentError, load, load_catalog
+from bot.content.loader import load, load_catalog
 from bot.content.schema import tel_digits
+from bot.content.yamldoc import ContentError
 from bot.runtime import build
 from bot.settings import REPO_ROOT
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from bot.conversation.dialogue import TextInput
+from bot.conversation.turn import TextInput
 from bot.settings import REPO_ROOT
 from bot.understanding.crisis_eval import (
     crisis_report,

@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 
 from bot.content.schema import dialable
-from bot.conversation.dialogue import Dialogue, PostbackInput, TextInput
+from bot.conversation.dialogue import Dialogue
 from bot.conversation.state import ConversationStore
+from bot.conversation.turn import PostbackInput, TextInput
 from bot.core import policy
 from bot.core.postback import parse_postback, postback_data
 from bot.core.redis_conn import connect

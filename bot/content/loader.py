@@ -7,14 +7,12 @@ any error is found (`load_catalog` raises); `python -m bot check` prints them.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any
 
-import yaml
-from pydantic import BaseModel, ValidationError
-
+from bot.content.checks import _check_intents, _check_richmenu, _load_desks, _never_say
 from bot.content.schema import (
     Answer,
     AnswerFile,
@@ -23,7 +21,6 @@ from bot.content.schema import (
     CrisisKind,
     CrisisTrainingFile,
     Desk,
-    DeskFile,
     FollowupFile,
     Intent,
     IntentFile,
@@ -37,15 +34,16 @@ from bot.content.schema import (
     UiFile,
     tel_digits,
 )
+from bot.content.yamldoc import ContentError, M, Problem, _Doc
 from bot.core import policy
 from bot.core.normalize import Normalizer
-from bot.core.postback import parse_postback
 
 # Interface strings the code uses (content/national/ui.yaml must define them all).
 UI_KEYS = (
     "clarify", "menu_title", "menu_button", "more_button", "phones_button",
     "switch_button", "notice_button", "notice_title", "notice", "call_button", "web_button",
-    "chat_button", "hours", "hours_unknown", "hours_unknown_by_phone", "no_phone", "no_phone_chat", "checked", "desks_alt",
+    "chat_button", "hours", "hours_unknown", "hours_unknown_by_phone", "no_phone", "no_phone_chat", "checked",
+    "desks_alt",
     "phones_title", "more_title", "no_context", "no_more", "chat_no_history", "non_text", "lang_ja", "lang_en",
     "lang_easy", "skip_button", "done_button", "onboard_area", "onboard_topics", "settings_summary",
     "settings_area", "settings_topics", "settings_none", "settings_button", "change_area_button",
@@ -53,31 +51,6 @@ UI_KEYS = (
     "alert_method", "alert_where_when", "alert_countermeasures", "alert_desk", "alert_share",
     "settings_mode", "mode_now", "mode_digest", "change_mode_button", "mode_changed_digest", "digest_title",
 )
-STALE_AFTER = dt.timedelta(days=365)
-
-
-@dataclass(frozen=True)
-class Problem:
-    file: str
-    path: str
-    message: str
-    line: int | None = None
-    severity: Literal["error", "warning"] = "error"
-
-    def __str__(self) -> str:
-        where = f"{self.file}:{self.line}" if self.line else self.file
-        key = f" {self.path}:" if self.path else ""
-        return f"{self.severity}: {where}:{key} {self.message}"
-
-
-class ContentError(Exception):
-    def __init__(self, problems: list[Problem]) -> None:
-        self.problems = problems
-        errors = [p for p in problems if p.severity == "error"]
-        super().__init__(
-            f"{len(errors)} content error(s); the bot will not start:\n"
-            + "\n".join(str(p) for p in errors)
-        )
 
 
 def leading_number(answer: Answer, desks: Mapping[str, Desk]) -> str | None:
@@ -122,105 +95,6 @@ class Catalog:
         except KeyError:
             raise KeyError(f"unknown city {city_id!r}; known: {', '.join(sorted(self.cities))}") from None
 
-
-# ---------------------------------------------------------------- YAML with positions
-
-M = TypeVar("M", bound=BaseModel)
-
-
-_YamlLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-
-
-class _Doc:
-    """One YAML file: its data, and the line of every key path."""
-
-    def __init__(self, path: Path, rel: str, problems: list[Problem]) -> None:
-        self.rel = rel
-        self.data: Any = None
-        self.node: yaml.Node | None = None
-        self.problems = problems
-        try:
-            text = path.read_text(encoding="utf-8")
-            # One parse (libyaml's, when PyYAML has it): the node tree keeps line numbers for
-            # messages; the data is built from the same tree.
-            loader = _YamlLoader(text)
-            try:
-                self.node = loader.get_single_node()
-                self.data = loader.construct_document(self.node) if self.node is not None else None
-            finally:
-                loader.dispose()
-        except yaml.MarkedYAMLError as exc:
-            mark = exc.problem_mark
-            problems.append(Problem(rel, "", f"YAML syntax: {exc.problem} {exc.context or ''}".strip(),
-                                    line=mark.line + 1 if mark else None))
-        except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-            problems.append(Problem(rel, "", f"cannot read: {exc}"))
-        if self.node is not None:
-            self._duplicate_keys(self.node, ())
-
-    def _duplicate_keys(self, node: yaml.Node, loc: tuple) -> None:
-        # PyYAML silently keeps the last of two equal keys; content authors must hear of it.
-        if isinstance(node, yaml.MappingNode):
-            seen: set[str] = set()
-            for key, value in node.value:
-                if key.value in seen:
-                    self.problems.append(Problem(self.rel, _path(loc + (key.value,)),
-                                                 "duplicate key", line=key.start_mark.line + 1))
-                seen.add(key.value)
-                self._duplicate_keys(value, loc + (key.value,))
-        elif isinstance(node, yaml.SequenceNode):
-            for i, item in enumerate(node.value):
-                self._duplicate_keys(item, loc + (i,))
-
-    def line(self, loc: Iterable[Any]) -> int | None:
-        node, best = self.node, None
-        for part in loc:
-            if node is None:
-                break
-            best = node.start_mark.line + 1
-            if isinstance(node, yaml.MappingNode):
-                node = next((v for k, v in node.value if k.value == str(part)), None)
-            elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
-                node = node.value[part]
-            else:
-                node = None
-        if node is not None:
-            best = node.start_mark.line + 1
-        return best
-
-    def problem(self, loc: Iterable[Any], message: str, severity: str = "error") -> None:
-        loc = tuple(loc)
-        self.problems.append(Problem(self.rel, _path(loc), message, line=self.line(loc),
-                                     severity=severity))  # type: ignore[arg-type]
-
-    def parse(self, model: type[M]) -> M | None:
-        if self.data is None and self.node is None:
-            if not any(p.file == self.rel for p in self.problems):
-                self.problems.append(Problem(self.rel, "", "file is empty"))
-            return None
-        try:
-            return model.model_validate(self.data)
-        except ValidationError as exc:
-            for err in exc.errors():
-                loc = tuple(err["loc"])
-                self.problem(loc, _message(err))
-            return None
-
-
-def _path(loc: Iterable[Any]) -> str:
-    out = ""
-    for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out
-
-
-def _message(err: Mapping[str, Any]) -> str:
-    msg = str(err["msg"])
-    if msg.startswith("Value error, "):
-        msg = msg[len("Value error, "):]
-    if err["type"] == "extra_forbidden":
-        msg = "unknown key (typo?)"
-    return msg
 
 
 # ---------------------------------------------------------------- loading
@@ -333,69 +207,6 @@ def load_catalog(root: Path, today: dt.date | None = None) -> Catalog:
     return catalog
 
 
-def _check_intents(intents: list[tuple[Intent, _Doc, int]], oos: OutOfScopeFile | None,
-                   oos_doc: _Doc | None, normalize: Normalizer) -> None:
-    seen_ids: dict[str, str] = {}
-    owner: dict[str, tuple[str, str]] = {}  # normalised example -> (intent id, where)
-    for intent, d, i in intents:
-        if intent.id in seen_ids:
-            d.problem(("intents", i, "id"), f"duplicate intent id {intent.id!r} (also in {seen_ids[intent.id]})")
-        seen_ids[intent.id] = d.rel
-        own: set[str] = set()
-        for j, example in enumerate(intent.examples):
-            key = normalize(example)
-            loc = ("intents", i, "examples", j)
-            if not key:
-                d.problem(loc, f"example {example!r} is empty after normalisation")
-                continue
-            if key in owner and owner[key][0] != intent.id:
-                d.problem(loc, f"example {example!r} is also claimed by {owner[key][0]!r} ({owner[key][1]})")
-            elif key in own:
-                d.problem(loc, f"example {example!r} is repeated", severity="warning")
-            owner.setdefault(key, (intent.id, f"{d.rel}:{d.line(loc)}"))
-            own.add(key)
-        for j, negative in enumerate(intent.negative_examples):
-            if normalize(negative) in own:
-                d.problem(("intents", i, "negative_examples", j),
-                          f"negative example {negative!r} is also one of this intent's examples")
-        for j, keyword in enumerate(intent.keywords):
-            if len(normalize(keyword)) < 2 and not keyword.isascii():
-                d.problem(("intents", i, "keywords", j), f"keyword {keyword!r} is too short to be a strong cue")
-    if oos and oos_doc:
-        for j, example in enumerate(oos.examples):
-            key = normalize(example)
-            if key in owner:
-                oos_doc.problem(("examples", j), f"out-of-scope example {example!r} is an example of {owner[key][0]!r}")
-
-
-def _load_desks(path: Path, doc: Any, national: Mapping[str, Desk], today: dt.date,
-                required: bool, problems: list[Problem]) -> dict[str, Desk]:
-    if not path.is_file():
-        if required:
-            problems.append(Problem(str(path.name), "", "file is missing"))
-        return {}
-    d: _Doc = doc(path)
-    parsed = d.parse(DeskFile)
-    if not parsed:
-        return {}
-    desks: dict[str, Desk] = {}
-    for i, desk in enumerate(parsed.desks):
-        if desk.id in desks or desk.id in national:
-            d.problem(("desks", i, "id"), f"duplicate desk id {desk.id!r}")
-        desks[desk.id] = desk
-        if today - desk.last_checked > STALE_AFTER:
-            d.problem(("desks", i, "last_checked"),
-                      f"{desk.id}: last checked {desk.last_checked}, over a year ago: re-confirm before launch",
-                      severity="warning")
-        if desk.last_checked > today:
-            d.problem(("desks", i, "last_checked"), f"{desk.id}: last_checked is in the future")
-        for field_name in ("about", "hours"):
-            text = getattr(desk, field_name)
-            if text:
-                _never_say(d, ("desks", i, field_name), text)
-    return desks
-
-
 def _load_city(city_dir: Path, doc: Any, national: Mapping[str, Desk], intents: Mapping[str, Intent],
                crisis_answers: Mapping[str, CrisisKind], today: dt.date, problems: list[Problem],
                ui: Mapping[str, Text]) -> City | None:
@@ -439,7 +250,8 @@ def _load_city(city_dir: Path, doc: Any, national: Mapping[str, Desk], intents: 
     for intent_id in [*intents, *crisis_answers]:
         if intent_id not in answers:
             problems.append(Problem(f"{Path(city_doc.rel).parent}/answers.yaml", "answers",
-                                    f"no answer for {'crisis answer' if intent_id in crisis_answers else 'intent'} {intent_id!r} in city {rel!r}"))
+                                    f"no answer for {'crisis answer' if intent_id in crisis_answers else 'intent'} "
+                                    f"{intent_id!r} in city {rel!r}"))
     for intent_id, answer in answers.items():
         answers_doc = answer_docs[intent_id]
         loc = ("answers", intent_id)
@@ -460,13 +272,15 @@ def _load_city(city_dir: Path, doc: Any, national: Mapping[str, Desk], intents: 
             if first is None or not first.emergency:
                 answers_doc.problem(loc + ("desks",), "a crisis answer must list 110 or 119 first (docs/crisis.md)")
             elif kind and kind.number and leading_number(answer, desks) != kind.number:
-                answers_doc.problem(loc + ("desks",), f"this crisis answer must list {kind.number} first (docs/crisis.md)")
+                answers_doc.problem(loc + ("desks",),
+                                    f"this crisis answer must list {kind.number} first (docs/crisis.md)")
         _never_say(answers_doc, loc + ("text",), answer.text)
         if intent_id.startswith(("reentry_", "hire_ex_offender")):
             for value in answer.text.values():
                 phrase = policy.offence_question(value)
                 if phrase:
-                    answers_doc.problem(loc + ("text",), f"reentry answers never ask about the offence ({phrase!r}, R1)")
+                    answers_doc.problem(loc + ("text",),
+                                        f"reentry answers never ask about the offence ({phrase!r}, R1)")
         if answer.triage and not config.triage:
             answers_doc.problem(loc + ("triage",), f"city {rel!r} has no triage menu in city.yaml")
         for value in answer.text.values():
@@ -498,22 +312,3 @@ def _load_city(city_dir: Path, doc: Any, national: Mapping[str, Desk], intents: 
     return City(id=rel, config=config, desks=desks, answers=answers, richmenu=menu.richmenu,
                 folder=city_dir, ui=ui)
 
-
-def _check_richmenu(d: _Doc, menu: RichMenu, city_dir: Path, intents: Mapping[str, Intent]) -> None:
-    if not (city_dir / menu.image).is_file():
-        d.problem(("richmenu", "image"), f"image {menu.image!r} not found next to richmenu.yaml")
-    for n, button in enumerate(menu.buttons):
-        if button.postback is None:
-            continue
-        postback = parse_postback(button.postback)
-        if postback is None:
-            d.problem(("richmenu", "buttons", n, "postback"), f"{button.postback!r} is not postback data the bot understands")
-        elif postback.act == "intent" and postback.params["id"] not in intents:
-            d.problem(("richmenu", "buttons", n, "postback"), f"unknown intent {postback.params['id']!r}")
-
-
-def _never_say(d: _Doc, loc: tuple, text: Text) -> None:
-    for value in text.values():
-        phrase = policy.never_say_phrase(value)
-        if phrase:
-            d.problem(loc, f"contains {phrase!r}, which is on the never-say list (docs/safety.md §5.1)")

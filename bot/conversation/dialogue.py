@@ -3,6 +3,11 @@
 Data flows one way: input -> matcher -> answer content -> message builders.
 Nothing the resident wrote is stored, logged or echoed (docs/safety.md S6, §3);
 the only memory is the opaque state kept by bot.conversation.state.
+
+The turn's types are in bot.conversation.turn; `Decision` there lists every decision a
+turn can carry (answer, clarify, fallback, followup, menu, switch, notice, survey,
+settings, welcome, non_text). The alert-settings postbacks are answered by
+bot.conversation.settings_flow.
 """
 
 from __future__ import annotations
@@ -10,50 +15,26 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 
 import redis
 from linebot.v3.messaging import Message
 
 from bot.broadcast.subscriptions import Choice, Subscriptions
 from bot.content.loader import Catalog
+from bot.conversation import settings_flow
 from bot.conversation.state import ConversationStore, ConvState
+from bot.conversation.turn import (
+    Input,
+    PostbackInput,
+    TextInput,  # noqa: F401 - bot/cli.py imports it from here
+    Turn,
+)
 from bot.core.postback import parse_postback, postback_data
 from bot.line import messages as m
 from bot.understanding.matcher import Candidate, Match, Matcher
 
 log = logging.getLogger(__name__)
 _YES = {"はい", "うん", "そう", "yes", "y", "ok"}
-
-
-@dataclass(frozen=True)
-class TextInput:
-    text: str
-
-
-@dataclass(frozen=True)
-class PostbackInput:
-    data: str
-
-
-Input = TextInput | PostbackInput
-
-
-@dataclass(frozen=True)
-class Turn:
-    messages: list[Message]
-    decision: str  # answer | clarify | fallback | followup | menu | switch | notice
-    intent: str | None = None
-    score: float = 0.0
-    candidates: tuple[Candidate, ...] = ()
-    # Sensitive turns go out with the reply token only, never as a push (docs/safety.md S1).
-    sensitive: bool = False
-    lang: str = "ja"
-    # The messages' wire form (what LINE receives), computed once; cached answers share it.
-    wire: list[dict] | None = None
-
-    def wire_messages(self) -> list[dict]:
-        return self.wire if self.wire is not None else [msg.to_dict() for msg in self.messages]
 
 
 # Latin words Japanese residents type in Japanese messages: one of these alone is no sign
@@ -198,8 +179,8 @@ class Dialogue:
             return Turn([self._notice(lang, closing=True)], "notice", sensitive=True, lang=lang)
         if pb.act == "answer":
             return self._survey_answer(user_id, pb.params, lang)
-        if pb.act in ("lang", "areas", "area", "topics", "topic", "done", "settings", "mode", "stop"):
-            return self._settings(user_id, pb.act, pb.params, lang)
+        if pb.act in settings_flow.ACTS:
+            return settings_flow.settings(self, user_id, pb.act, pb.params, lang)
         return self.menu(lang)
 
     # ------------------------------------------------------------ follow, onboarding, settings
@@ -246,79 +227,6 @@ class Dialogue:
         lang = self.store.get(user_id).lang or "ja"
         return Turn([m.text_message(self.ui["non_text"].get(lang), self._menu_actions(lang))], "non_text", lang=lang)
 
-    def _settings(self, user_id: str, act: str, params: dict[str, str], lang: str) -> Turn:
-        if act == "lang":
-            if params["l"] not in ("ja", "en", "easy"):
-                return self.menu(lang)
-            lang = params["l"]
-            self.store.set_lang(user_id, lang)
-            act = "areas"
-        if self.subscriptions is None:
-            return self.menu(lang)
-        try:
-            return self._settings_step(user_id, act, params, lang)
-        except redis.RedisError:
-            msg = m.text_message(self.ui["settings_unavailable"].get(lang), self._menu_actions(lang))
-            return Turn([msg], "settings", lang=lang)
-
-    def _settings_step(self, user_id: str, act: str, params: dict[str, str], lang: str) -> Turn:
-        subs = self.subscriptions
-        assert subs is not None
-        areas = {a.id: a for a in self.city.config.areas}
-        topics = {t.id: t for t in self.city.config.topics}
-        if act in ("area", "topic"):
-            # Alerts come in the language the resident sets them up in (English when staff wrote it).
-            subs.set_language(user_id, lang)
-        if act == "area":
-            if params["a"] not in areas:
-                return self.menu(lang)
-            subs.set_areas(user_id, [params["a"]])
-            act = "topics"
-        elif act == "topic":
-            if params["t"] not in topics:
-                return self.menu(lang)
-            subs.toggle_topic(user_id, params["t"])
-            act = "topics"
-        elif act == "mode":
-            digest = self.city.config.digest
-            if params["m"] not in ("now", "digest") or digest is None:
-                return self.menu(lang)
-            subs.set_digest(user_id, params["m"] == "digest")
-        elif act == "stop":
-            subs.remove_user(user_id)
-
-        if act == "areas":
-            actions = [m.QuickAction(a.label.get(lang), postback_data("area", a=a.id), display=a.label.get(lang))
-                       for a in areas.values()]
-            actions.append(self._qa("skip_button", lang, postback_data("topics")))
-            return Turn([m.text_message(self.ui["onboard_area"].get(lang), actions)], "settings", lang=lang)
-        if act == "topics":
-            chosen = subs.get(user_id).topics
-            actions = [m.QuickAction(("✓ " if t.id in chosen else "") + t.label.get(lang),
-                                     postback_data("topic", t=t.id)) for t in topics.values()]
-            actions.append(self._qa("done_button", lang, postback_data("done")))
-            return Turn([m.text_message(self.ui["onboard_topics"].get(lang), actions)], "settings", lang=lang)
-
-        # done / settings: show the current choice
-        choice = subs.get(user_id)
-        none = self.ui["settings_none"].get(lang)
-        label: Callable[[dict, tuple[str, ...]], str] = lambda table, ids: "、".join(  # noqa: E731
-            table[i].label.get(lang) for i in ids if i in table) or none
-        text = (f"{self.ui['settings_summary'].get(lang)}\n"
-                f"・{self.ui['settings_area'].get(lang)}: {label(areas, choice.areas)}\n"
-                f"・{self.ui['settings_topics'].get(lang)}: {label(topics, choice.topics)}")
-        actions = [self._qa("change_area_button", lang, postback_data("areas")),
-                   self._qa("change_topics_button", lang, postback_data("topics"))]
-        digest = self.city.config.digest
-        if digest is not None:
-            on = subs.wants_digest(user_id)
-            mode = f"{self.ui['mode_digest'].get(lang)} ({digest.time})" if on else self.ui["mode_now"].get(lang)
-            text += f"\n・{self.ui['settings_mode'].get(lang)}: {mode}"
-            if act == "mode" and on:
-                text = f"{self.ui['mode_changed_digest'].get(lang)}\n\n{text}"
-            actions.append(self._qa("change_mode_button", lang, postback_data("mode", m="now" if on else "digest")))
-        return Turn([m.text_message(text, actions + self._menu_button(lang))], "settings", lang=lang)
-
     # ------------------------------------------------------------ building blocks
 
     def answer(self, user_id: str, intent_id: str, lang: str, state: ConvState,
@@ -338,7 +246,7 @@ class Dialogue:
             except redis.RedisError:
                 subscribed = False
             if subscribed:
-                turn = self._settings(user_id, "settings", {}, lang)
+                turn = settings_flow.settings(self, user_id, "settings", {}, lang)
                 self.store.remember_answer(user_id, intent_id, sensitive=False, notice_shown=state.notice_shown)
                 return Turn(turn.messages, "answer", intent_id, score, tuple(candidates), lang=lang)
         sensitive = intent.flow == "sensitive"

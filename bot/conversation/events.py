@@ -25,9 +25,10 @@ from linebot.v3.webhooks import (
 )
 from pydantic.v1 import ValidationError as SdkValidationError
 
-from bot.conversation.dialogue import Dialogue, PostbackInput, TextInput, Turn
+from bot.conversation.dialogue import Dialogue
 from bot.conversation.outbox import Outbox
 from bot.conversation.state import ConversationStore
+from bot.conversation.turn import PostbackInput, TextInput, Turn
 
 log = logging.getLogger(__name__)
 DEDUPE_TTL_SECONDS = 48 * 3600  # LINE asks for at least 24 h
