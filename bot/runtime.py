@@ -53,7 +53,7 @@ def build(settings: Settings, *, catalog: Catalog | None = None, matcher: Matche
         handle.client,
         # intents, and the crisis kinds' own answers (emergency_119) a follow-up must find again
         [i.id for i in catalog.intents] + [a for a in catalog.crisis_answers if a not in catalog.by_id],
-        salt=settings.id_salt,
+        salt=settings.id_salt.get_secret_value(),
         ttl=settings.state_ttl_seconds,
         sensitive_ttl=settings.sensitive_state_ttl_seconds,
     )

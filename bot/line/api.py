@@ -88,8 +88,9 @@ class SendResult:
 
 class LineApi:
     def __init__(self, settings: Settings, *, retries: int = 3, backoff: float = 0.2) -> None:
+        token = settings.line_channel_access_token
         config = Configuration(host=settings.line_api_base_url,
-                               access_token=settings.line_channel_access_token or "local-mode-token")
+                               access_token=token.get_secret_value() if token else "local-mode-token")
         # The SDK keeps cpu_count x 5 connections; at LINE's ~0.1 s per call, 150 requests/s
         # keep about 15 in flight, and each one over the pool's size would open (TLS) and
         # drop a connection. Room for every thread that may call at once:

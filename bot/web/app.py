@@ -70,7 +70,8 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
         if settings.line_api_base_url == Settings().line_api_base_url:
             settings = settings.with_(line_api_base_url=f"http://{settings.host}:{settings.port}{FAKE_LINE_PREFIX}")
         settings = settings.with_(line_channel_secret=secret)
-    secrets = tuple(s for s in (settings.line_channel_secret, settings.line_channel_secret_previous) if s)
+    secrets = tuple(s.get_secret_value() for s in (settings.line_channel_secret, settings.line_channel_secret_previous)
+                    if s)
 
     runtime = runtime or build(settings)
     line_api = LineApi(settings)
