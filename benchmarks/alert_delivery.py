@@ -35,7 +35,8 @@ sys.path.insert(0, str(ROOT))
 
 from rq import Worker  # noqa: E402
 
-from bot.broadcast import alerts, delivery  # noqa: E402
+from bot.broadcast import alerts, engine, queue  # noqa: E402
+from bot.broadcast import status as delivery_status  # noqa: E402
 from bot.content.loader import load_catalog  # noqa: E402
 from bot.core.redis_conn import start_embedded  # noqa: E402
 
@@ -130,12 +131,12 @@ def run(subscribers: int, rate: float, failure_rate: float, concurrency: int, to
         worker_log = open(data_dir / "worker.log", "w")  # noqa: SIM115 - closed below
         worker = subprocess.Popen([PY, "-m", "bot", "worker"], cwd=ROOT, env=env,
                                   stdout=worker_log, stderr=subprocess.STDOUT)
-        rq_redis = delivery.rq_connection(redis_url)
+        rq_redis = queue.rq_connection(redis_url)
         while not Worker.all(connection=rq_redis) and worker.poll() is None:
             time.sleep(0.05)
         worker_ready = time.time() - worker_started
         sent_at = time.time()
-        delivery.enqueue(redis_url, alert_id)
+        queue.enqueue(redis_url, alert_id)
         peak = 0
         cpu0 = {"fake": cpu_seconds(fake.pid), "redis": cpu_seconds(server.pid), "worker": cpu_seconds(worker.pid)}
         # Only memory is sampled while sending: the worker stays up until SIGTERM below, so its
@@ -148,7 +149,7 @@ def run(subscribers: int, rate: float, failure_rate: float, concurrency: int, to
         worker.send_signal(signal.SIGTERM)  # RQ's warm shut-down: it is idle by now
         worker.wait(60)
         worker_log.close()
-        status = alerts.alert_status(client, alert_id, rate)
+        status = delivery_status.alert_status(client, alert_id, rate)
         info = client.hgetall(f"alert:{alert_id}")
         if status.state != "done":
             print((data_dir / "worker.log").read_text()[-3000:])
@@ -159,7 +160,7 @@ def run(subscribers: int, rate: float, failure_rate: float, concurrency: int, to
         fake.wait(30)
         server.shutdown()
 
-    requests = math.ceil(subscribers / delivery.CHUNK)
+    requests = math.ceil(subscribers / engine.CHUNK)
     made = stats["requests"].get("multicast", 0)
     finished = float(info.get("finished_at", "nan"))
     elapsed = finished - sent_at

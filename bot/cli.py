@@ -17,8 +17,11 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
-from bot.content.loader import ContentError, load
-from bot.settings import Settings
+from pydantic import ValidationError
+
+from bot.content.loader import load
+from bot.content.yamldoc import ContentError
+from bot.settings import Settings, describe_error
 
 if TYPE_CHECKING:  # the matcher (scikit-learn) stays out of workers and other commands
     from bot.conversation.dialogue import Turn
@@ -103,7 +106,11 @@ def main(argv: Sequence[str] | None = None, settings: Settings | None = None) ->
     camp_stats.add_argument("--csv", action="store_true")
 
     args = parser.parse_args(argv)
-    settings = settings or Settings.from_env()
+    try:
+        settings = settings or Settings.from_env()
+    except ValidationError as exc:  # a bad variable: one line naming it, no traceback
+        print(describe_error(exc), file=sys.stderr)
+        return 2
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
 
     if args.command == "check":
@@ -225,47 +232,46 @@ def on_shared_redis(command: Callable[..., int]) -> Callable[..., int]:
 def cmd_worker(settings: Settings, burst: bool, *, handle: Any) -> int:
     from rq import SimpleWorker
 
-    from bot.broadcast import delivery
+    from bot.broadcast import jobs, queue
 
     if not settings.line_channel_access_token and settings.line_api_base_url == Settings().line_api_base_url:
         print("the worker sends through LINE: set LINE_CHANNEL_ACCESS_TOKEN, or LINE_API_BASE_URL to a fake "
               "LINE API (`python -m bot serve` in local mode prints the command to use)", file=sys.stderr)
         return 2
     logging.getLogger().setLevel(settings.log_level)
-    requeued = delivery.requeue_stalled(handle.client, handle.url)
+    requeued = jobs.requeue_stalled(handle.client, handle.url)
     if requeued:
         print(f"re-queued {len(requeued)} alert(s)/campaign(s) whose worker stopped: {', '.join(requeued)}", flush=True)
     # SimpleWorker runs jobs in this process: a kill stops the job with it, and the
     # chunk records let the next worker finish it.
     # with_scheduler: quiet-hours alerts, digests and campaign statistics are jobs scheduled for later
-    SimpleWorker([delivery.QUEUE], connection=delivery.rq_connection(handle.url)).work(burst=burst,
+    SimpleWorker([queue.QUEUE], connection=queue.rq_connection(handle.url)).work(burst=burst,
                                                                                       with_scheduler=True)
     return 0
 
 
 @on_shared_redis
 def cmd_alert(settings: Settings, args: argparse.Namespace, *, handle: Any) -> int:
-    from bot.broadcast import alerts, delivery
+    from bot.broadcast import actions, alerts, status
     from bot.content.loader import load_catalog
 
     url = handle.url
     if args.alert_command == "digest":
-        from bot.broadcast import digest
         from bot.core.clock import JST
 
         day = args.day or dt.datetime.now(JST).date().isoformat()
-        report = digest.digest_status(handle.client, settings.city, day, settings.alert_rate_per_second)
+        report = status.digest_status(handle.client, settings.city, day, settings.alert_rate_per_second)
         if report is None:
             print(f"no digest for {settings.city} on {day}", file=sys.stderr)
             return 1
         print(json.dumps(report, ensure_ascii=False, indent=2))
         return 0
     if args.alert_command == "status":
-        status = alerts.alert_status(handle.client, args.id, settings.alert_rate_per_second)
-        if status is None:
+        found = status.alert_status(handle.client, args.id, settings.alert_rate_per_second)
+        if found is None:
             print(f"no alert {args.id}", file=sys.stderr)
             return 1
-        print(json.dumps(status.as_dict(), ensure_ascii=False, indent=2))
+        print(json.dumps(found.as_dict(), ensure_ascii=False, indent=2))
         return 0
     city = load_catalog(settings.content_root).city(settings.city)
     data = {"topic": args.topic, "areas": [a for a in args.areas.split(",") if a], "title": args.title,
@@ -275,18 +281,18 @@ def cmd_alert(settings: Settings, args: argparse.Namespace, *, handle: Any) -> i
         data["en"] = {"title": args.en_title, "body": args.en_body, "where_when": args.en_where_when,
                       "countermeasures": args.en_countermeasure}
     try:
-        status = delivery.send_alert(handle.client, url, city, data, settings.alert_rate_per_second)
+        sent = actions.send_alert(handle.client, url, city, data, settings.alert_rate_per_second)
     except alerts.AlertError as exc:
         print(f"alert not sent: {exc}", file=sys.stderr)
         return 1
-    when = f" for {status.scheduled_for} (quiet hours; --now sends at once)" if status.scheduled_for else ""
-    print(f"queued alert {status.id}{when}; see `python -m bot alert status {status.id}`")
+    when = f" for {sent.scheduled_for} (quiet hours; --now sends at once)" if sent.scheduled_for else ""
+    print(f"queued alert {sent.id}{when}; see `python -m bot alert status {sent.id}`")
     return 0
 
 
 @on_shared_redis
 def cmd_campaign(settings: Settings, args: argparse.Namespace, *, handle: Any) -> int:
-    from bot.broadcast import campaigns, delivery
+    from bot.broadcast import campaigns
     from bot.content.loader import load_catalog
 
     url = handle.url
@@ -305,8 +311,15 @@ def cmd_campaign(settings: Settings, args: argparse.Namespace, *, handle: Any) -
         print(f"no campaign {args.id}", file=sys.stderr)
         return 1
     if args.campaign_command == "send":
-        delivery.enqueue_campaign(url, args.id)
-        print(f"queued campaign {args.id}")
+        from bot.broadcast import actions
+
+        city = load_catalog(settings.content_root).city(settings.city)
+        try:
+            held = actions.send_campaign(handle.client, url, city, args.id)
+        except campaigns.CampaignError as exc:
+            print(f"campaign not sent: {exc}", file=sys.stderr)
+            return 1
+        print(f"queued campaign {args.id}" + (f" for {held} (quiet hours)" if held else ""))
         return 0
     if args.campaign_command == "insights":
         from linebot.v3.insight import ApiClient as InsightClient
@@ -314,7 +327,8 @@ def cmd_campaign(settings: Settings, args: argparse.Namespace, *, handle: Any) -
         from linebot.v3.insight import Insight
 
         api = InsightClient(InsightConfiguration(host=settings.line_api_base_url,
-                                                 access_token=settings.line_channel_access_token or "local"))
+                                                 access_token=settings.line_channel_access_token.get_secret_value()
+                                                 if settings.line_channel_access_token else "local"))
         try:
             snapshot = campaigns.fetch_insights(handle.client, Insight(api), args.id)
         finally:

@@ -18,8 +18,9 @@ from pydantic import ValidationError
 from rq import Queue
 from rq.registry import ScheduledJobRegistry
 
-from bot.broadcast import alerts, delivery
-from bot.broadcast.delivery import Delivery
+from bot.broadcast import actions, alerts, queue
+from bot.broadcast import status as delivery_status
+from bot.broadcast.alert_delivery import AlertDelivery
 from bot.broadcast.subscriptions import Subscriptions
 from bot.cli import main
 from bot.core.postback import postback_data
@@ -51,7 +52,7 @@ def fraud_alert(**over):
 
 
 def deliver(client, settings, alert_id):
-    return run_with_line(Delivery, client, settings, alert_id)
+    return run_with_line(AlertDelivery, client, settings, alert_id)
 
 
 def received(line):
@@ -77,7 +78,7 @@ def test_targeting_topic_by_area_with_whole_city_subscribers(redis_client, alert
     whole_city = alerts.create_alert(redis_client, city, fraud_alert(areas=["all"], title="市内全域のお知らせ"))
     deliver(redis_client, alert_settings, whole_city)
     assert received(line) == {chuo_fraud: 2, whole_fraud: 2, higashi_fraud: 1}
-    status = alerts.alert_status(redis_client, whole_city, 150)
+    status = delivery_status.alert_status(redis_client, whole_city, 150)
     assert (status.state, status.recipients, status.sent, status.failed) == ("done", 3, 3, 0)
 
 
@@ -138,7 +139,7 @@ def test_residents_who_set_up_alerts_in_english_get_the_english_version(
         "title": "Beware of calls from fake police officers",
         "body": "A caller says your bank account was used in a crime and asks for cash or your card.",
         "countermeasures": ["Do not answer unknown numbers", "Hang up and call a number you know"]})
-    status = delivery.send_alert(redis_client, alert_settings.redis_url, city, both, 150)
+    status = actions.send_alert(redis_client, alert_settings.redis_url, city, both, 150)
     assert deliver(redis_client, alert_settings, status.id) == "done"
     got = cards()
     assert got[english]["altText"] == "Beware of calls from fake police officers"
@@ -147,7 +148,7 @@ def test_residents_who_set_up_alerts_in_english_get_the_english_version(
     assert got[english]["contents"]["footer"]["contents"][0]["action"]["uri"] == "tel:0963812567"
     assert got[japanese]["altText"] == "「警察官」を名乗る電話に注意" and "手口：" in json.dumps(got[japanese],
                                                                                      ensure_ascii=False)
-    final = alerts.alert_status(redis_client, status.id, 150)
+    final = delivery_status.alert_status(redis_client, status.id, 150)
     assert (final.recipients, final.sent, final.chunks_total) == (2, 2, 2)  # one chunk per language
 
     # Without an English version everyone gets the Japanese card; unfollow forgets the language.
@@ -188,7 +189,7 @@ def test_daily_cap_holds_back_the_fourth_alert_but_never_an_emergency(redis_clie
     for n in range(4):
         alert_id = alerts.create_alert(redis_client, city, fraud_alert(title=f"お知らせ {n}"))
         deliver(redis_client, alert_settings, alert_id)
-        states.append(alerts.alert_status(redis_client, alert_id, 150))
+        states.append(delivery_status.alert_status(redis_client, alert_id, 150))
     assert received(line)[resident] == 3
     assert (states[3].sent, states[3].capped) == (0, 1)
     urgent = alerts.create_alert(redis_client, city, fraud_alert(topic="emergency", title="緊急治安情報"))
@@ -208,7 +209,7 @@ def test_delivery_survives_429_500_and_lost_responses_exactly_once(redis_client,
     assert deliver(redis_client, alert_settings, alert_id) == "done"
     counts = received(line)
     assert set(counts) == set(people) and set(counts.values()) == {1}
-    status = alerts.alert_status(redis_client, alert_id, 150)
+    status = delivery_status.alert_status(redis_client, alert_id, 150)
     assert (status.recipients, status.sent, status.failed, status.chunks_total, status.chunks_done) == (
         1234, 1234, 0, 3, 3)
     keys = [d.retry_key for d in line.fake.deliveries]
@@ -237,7 +238,7 @@ def test_residents_joining_and_leaving_mid_delivery_are_never_messaged_twice(
     alert_id = alerts.create_alert(redis_client, city, fraud_alert(send_now=True))
     api = LineApi(alert_settings, retries=0)
     try:
-        engine = Delivery(redis_client, api, alert_settings)
+        engine = AlertDelivery(redis_client, api, alert_settings)
         alert = redis_client.hgetall(f"alert:{alert_id}")
         engine._claim(alert_id, alert, "0")  # the first scan step
         for start in range(0, len(leavers), 1000):  # most residents leave (the set shrinks) ...
@@ -250,7 +251,7 @@ def test_residents_joining_and_leaving_mid_delivery_are_never_messaged_twice(
     counts = received(line)
     assert set(counts.values()) == {1}
     assert set(stayers) <= set(counts) <= set(stayers + leavers + joiners)
-    status = alerts.alert_status(redis_client, alert_id, 150)
+    status = delivery_status.alert_status(redis_client, alert_id, 150)
     assert status.recipients == status.sent == len(counts)
 
 
@@ -261,7 +262,7 @@ def test_monthly_limit_stops_the_job_with_a_clear_state(redis_client, alert_sett
     line.fake.monthly_limit = 500  # one chunk of 500 fits, the other does not
     alert_id = alerts.create_alert(redis_client, city, fraud_alert(areas=["nishi"]))
     assert deliver(redis_client, alert_settings, alert_id) == "stopped_monthly_limit"
-    status = alerts.alert_status(redis_client, alert_id, 150)
+    status = delivery_status.alert_status(redis_client, alert_id, 150)
     assert status.state == "stopped_monthly_limit" and "monthly" in status.error
     assert status.sent == 500 and len(received(line)) == 500
 
@@ -308,7 +309,7 @@ def test_worker_killed_mid_job_and_restarted_misses_no_one_and_doubles_no_one(
     pipe.execute()
     alert_id = alerts.create_alert(redis_client, city, fraud_alert(topic="missing", areas=["minami"],
                                                                      title="行方不明者の情報提供のお願い"))
-    delivery.enqueue(alert_settings.redis_url, alert_id)
+    queue.enqueue(alert_settings.redis_url, alert_id)
     slow = worker_env(alert_settings, ALERT_RATE_PER_SECOND=4)  # ~2 s for 9 chunks
     first = subprocess.Popen([sys.executable, "-m", "bot", "worker", "--burst"], cwd=REPO_ROOT, env=slow,
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -319,13 +320,13 @@ def test_worker_killed_mid_job_and_restarted_misses_no_one_and_doubles_no_one(
     first.wait()
     done_at_kill = int(redis_client.hget(f"alert:{alert_id}", "chunks_done"))
     assert 3 <= done_at_kill < 9
-    status = alerts.alert_status(redis_client, alert_id, 4)
+    status = delivery_status.alert_status(redis_client, alert_id, 4)
     time.sleep(1.6)  # the dead worker's lease runs out
-    assert alerts.alert_status(redis_client, alert_id, 4).stalled
+    assert delivery_status.alert_status(redis_client, alert_id, 4).stalled
     second = subprocess.run([sys.executable, "-m", "bot", "worker", "--burst"], cwd=REPO_ROOT,
                             env=worker_env(alert_settings), capture_output=True, text=True, timeout=60)
     assert "re-queued 1 alert" in second.stdout, second.stdout + second.stderr
-    final = alerts.alert_status(redis_client, alert_id, 150)
+    final = delivery_status.alert_status(redis_client, alert_id, 150)
     assert (final.state, final.sent, final.failed, final.chunks_done) == ("done", 4321, 0, 9), final
     counts = received(line)
     assert set(counts) == set(people) and set(counts.values()) == {1}
@@ -353,7 +354,7 @@ def test_staff_api_creates_queues_and_reports(alert_settings, redis_client, cata
         alert_id = created.json["id"]
         urgent = client.post("/api/alerts", json=fraud_alert(topic="emergency", title="緊急治安情報"), headers=auth)
         assert urgent.status_code == 202 and urgent.json["scheduled_for"] is None
-        assert Queue(delivery.QUEUE, connection=delivery.rq_connection(alert_settings.redis_url)).count == 2
+        assert Queue(queue.QUEUE, connection=queue.rq_connection(alert_settings.redis_url)).count == 2
         status = client.get(f"/api/alerts/{alert_id}", headers=auth)
         assert status.status_code == 200 and status.json["state"] == "queued"
         assert "「警察官」を名乗る電話に注意" in status.get_data(as_text=True)  # readable, not \u escapes
@@ -392,7 +393,7 @@ def test_cli_send_and_status(alert_settings, redis_client, subs, line, capsys, m
     for key, value in worker_env(alert_settings).items():
         monkeypatch.setenv(key, value)
     from rq import SimpleWorker
-    SimpleWorker([delivery.QUEUE], connection=delivery.rq_connection(alert_settings.redis_url)).work(burst=True)
+    SimpleWorker([queue.QUEUE], connection=queue.rq_connection(alert_settings.redis_url)).work(burst=True)
     assert main(["alert", "status", alert_id], settings=alert_settings) == 0
     status = json.loads(capsys.readouterr().out)
     assert (status["state"], status["sent"], status["recipients"]) == ("done", 1, 1)
@@ -428,23 +429,23 @@ def test_quiet_hours_window(city, clock, topic, release):
 def test_quiet_hours_hold_a_night_alert_until_morning_in_rq_scheduler(redis_client, alert_settings, city):
     night = at(dt.datetime.now(JST).date() + dt.timedelta(days=1), "23:30")  # ahead of real time
     held = alerts.create_alert(redis_client, city, fraud_alert(), now=night)
-    status = alerts.alert_status(redis_client, held, 150)
+    status = delivery_status.alert_status(redis_client, held, 150)
     morning = at(night.date() + dt.timedelta(days=1), "08:00")
     assert status.state == "queued" and status.scheduled_for == morning.isoformat()
     assert status.eta_seconds >= (morning - dt.datetime.now(JST)).total_seconds() - 5
-    connection = delivery.rq_connection(alert_settings.redis_url)
-    delivery.enqueue(alert_settings.redis_url, held)
-    queue = Queue(delivery.QUEUE, connection=connection)
-    assert queue.count == 0  # nothing to send tonight
-    registry = ScheduledJobRegistry(queue=queue)
+    connection = queue.rq_connection(alert_settings.redis_url)
+    queue.enqueue(alert_settings.redis_url, held)
+    waiting = Queue(queue.QUEUE, connection=connection)
+    assert waiting.count == 0  # nothing to send tonight
+    registry = ScheduledJobRegistry(queue=waiting)
     (job_id,) = registry.get_job_ids()
     assert registry.get_scheduled_time(job_id) == morning
     # the same night: an emergency, a missing person and a staff override go at once
     for data in (fraud_alert(topic="emergency"), fraud_alert(topic="missing"), fraud_alert(send_now=True)):
         alert_id = alerts.create_alert(redis_client, city, data, now=night)
-        assert alerts.alert_status(redis_client, alert_id, 150).scheduled_for is None
-        delivery.enqueue(alert_settings.redis_url, alert_id)
-    assert queue.count == 3
+        assert delivery_status.alert_status(redis_client, alert_id, 150).scheduled_for is None
+        queue.enqueue(alert_settings.redis_url, alert_id)
+    assert waiting.count == 3
 
 
 @pytest.mark.parametrize("bad", [{"start": "25:00", "end": "08:00", "topics": ["fraud"]},

@@ -4,16 +4,25 @@ answers by postback, and exact statistics (counts, rates, split, CSV)."""
 from __future__ import annotations
 
 import collections
+import datetime as dt
 import logging
+import os
+import signal
+import subprocess
+import sys
+import time
 from urllib.parse import urlparse
 
 import pytest
 
-from bot.broadcast import campaigns
+from bot.broadcast import actions, campaigns
 from bot.broadcast.campaign_delivery import CampaignDelivery
+from bot.content.loader import load_catalog
+from bot.core.clock import JST
 from bot.core.postback import postback_data
 from bot.line.api import LineApi
 from bot.runtime import build
+from bot.settings import REPO_ROOT
 from bot.web.app import create_app
 from tests.line_helpers import SECRET, TOKEN, body_of, event, residents_kept, sign, user
 
@@ -45,6 +54,20 @@ def setup(settings, line, redis_client, catalog, shared_matcher):
     app.extensions["bot"].close()
 
 
+NOON = dt.datetime(2026, 12, 7, 12, 0, tzinfo=JST)  # outside the city's quiet hours
+
+
+def deliver(settings, redis_client, campaign_id, now=NOON):
+    """What staff's 「送信」 does (actions.send_campaign, at `now`), then the job a worker runs."""
+    city = load_catalog(settings.content_root).city("kumamoto")
+    actions.send_campaign(redis_client, settings.redis_url, city, campaign_id, now=now)
+    api = LineApi(settings, retries=0)
+    try:
+        return CampaignDelivery(redis_client, api, settings).run(campaign_id)
+    finally:
+        api.close()
+
+
 def subscribe(redis_client, people, area="chuo", topic="safety"):
     pipe = redis_client.pipeline()
     for p in people:
@@ -65,11 +88,7 @@ def test_campaign_end_to_end_with_exact_stats(setup, line, redis_client, caplog)
     created = client.post("/api/campaigns", json=SPEC, headers=auth)
     assert created.status_code == 201
     campaign_id = created.json["id"]
-    api = LineApi(settings, retries=0)
-    try:
-        assert CampaignDelivery(redis_client, api, settings).run(campaign_id) == "done"
-    finally:
-        api.close()
+    assert deliver(settings, redis_client, campaign_id) == "done"
 
     # one push per recipient, each with their own link, each tagged with its variant's unit
     pushes = [d for d in line.fake.deliveries if d.endpoint == "push"]
@@ -151,11 +170,7 @@ def test_multicast_mode_without_click_tracking_tags_units(setup, line, redis_cli
     spec = dict(SPEC, track_clicks=False)
     campaign_id = client.post("/api/campaigns", json=spec, headers={"Authorization": f"Bearer {ADMIN}"}).json["id"]
     line.fake.fail_next("multicast", 500, after_accept=True)  # a lost response is resent and answered 409
-    api = LineApi(settings, retries=0)
-    try:
-        CampaignDelivery(redis_client, api, settings).run(campaign_id)
-    finally:
-        api.close()
+    assert deliver(settings, redis_client, campaign_id) == "done"
     multicasts = [d for d in line.fake.deliveries if d.endpoint == "multicast"]
     received = collections.Counter(u for d in multicasts for u in d.to)
     assert len(received) == 700 and set(received.values()) == {1}
@@ -168,19 +183,15 @@ def test_line_statistics_are_fetched_and_withheld_values_stay_unknown(setup, lin
     from linebot.v3.insight import ApiClient, Configuration, Insight
     from rq.registry import ScheduledJobRegistry
 
-    from bot.broadcast import delivery
+    from bot.broadcast import queue
 
     settings, _, client = setup
     subscribe(redis_client, [user(40000 + n) for n in range(200)], "higashi")
     auth = {"Authorization": f"Bearer {ADMIN}"}
     campaign_id = client.post("/api/campaigns", json=dict(SPEC, track_clicks=False), headers=auth).json["id"]
-    api = LineApi(settings, retries=0)
-    try:
-        CampaignDelivery(redis_client, api, settings).run(campaign_id)
-    finally:
-        api.close()
+    assert deliver(settings, redis_client, campaign_id) == "done"
     # sending schedules the first statistics fetch an hour later
-    registry = ScheduledJobRegistry(delivery.QUEUE, connection=delivery.rq_connection(settings.redis_url))
+    registry = ScheduledJobRegistry(queue.QUEUE, connection=queue.rq_connection(settings.redis_url))
     assert registry.count == 1
 
     line.fake.unit_stats[f"{campaign_id}_A"] = {"uniqueImpression": 25, "uniqueClick": 7}  # 7: withheld
@@ -256,3 +267,118 @@ def test_optional_free_text_is_counted_never_stored_and_never_hides_a_crisis(set
 def json_dump(rows):
     import json
     return json.dumps([m for _, m in rows], ensure_ascii=False)
+
+
+# ------------------------------------------------ the same engine guarantees as alerts (issue 12)
+
+
+def pushes_per_resident(line):
+    return collections.Counter(d.to[0] for d in line.fake.deliveries if d.endpoint == "push")
+
+
+def test_tracked_pushes_survive_429_500_and_lost_responses_exactly_once(setup, line, redis_client):
+    settings, _, _ = setup
+    people = [user(60000 + n) for n in range(1234)]  # 3 chunks
+    subscribe(redis_client, people, "higashi")
+    campaign_id = campaigns.create_campaign(redis_client, "kumamoto", ["chuo", "higashi", "all"], SPEC)
+    line.fake.fail_next("push", 429, count=3)
+    line.fake.fail_next("push", 500, count=2)
+    line.fake.fail_next("push", 500, after_accept=True, count=3)  # accepted, then the answer is lost
+    assert deliver(settings, redis_client, campaign_id) == "done"
+    counts = pushes_per_resident(line)
+    assert set(counts) == set(people) and set(counts.values()) == {1}
+    report = campaigns.campaign_stats(redis_client, campaign_id)
+    assert sum(v["delivered"] for v in report["variants"].values()) == 1234
+    assert residents_kept(redis_client, f"campaign:{campaign_id}*", people) == set()
+
+
+def test_residents_joining_and_leaving_mid_campaign_are_never_messaged_twice(setup, line, redis_client):
+    settings, _, _ = setup
+    stayers = [user(70000 + n) for n in range(700)]
+    leavers = [user(71000 + n) for n in range(900)]
+    joiners = [user(73000 + n) for n in range(600)]
+    subscribe(redis_client, stayers + leavers, "chuo")
+    campaign_id = campaigns.create_campaign(redis_client, "kumamoto", ["chuo", "all"], dict(SPEC, track_clicks=False))
+    city = load_catalog(settings.content_root).city("kumamoto")
+    actions.send_campaign(redis_client, settings.redis_url, city, campaign_id, now=NOON)
+    api = LineApi(settings, retries=0)
+    try:
+        engine = CampaignDelivery(redis_client, api, settings)
+        item = redis_client.hgetall(f"campaign:{campaign_id}")
+        engine._claim(campaign_id, item, "0")  # the first scan step freezes the audience
+        for p in leavers:  # they leave the area (the topic set was copied when sending began) ...
+            redis_client.srem("sub:kumamoto:area:chuo", p)
+        subscribe(redis_client, joiners, "chuo")  # ... and others join
+        engine._claim(campaign_id, item, "0")  # a step that returns members again
+        assert engine.run(campaign_id) == "done"
+    finally:
+        api.close()
+    received = collections.Counter(u for d in line.fake.deliveries if d.endpoint == "multicast" for u in d.to)
+    assert set(received.values()) == {1}
+    assert set(stayers) <= set(received) <= set(stayers + leavers)
+
+
+def test_campaign_worker_killed_mid_job_and_restarted_misses_no_one_and_doubles_no_one(
+        setup, line, redis_client):
+    settings, _, _ = setup
+    people = [user(80000 + n) for n in range(1100)]  # 3 chunks, one push each
+    subscribe(redis_client, people, "minami")
+    campaign_id = campaigns.create_campaign(redis_client, "kumamoto", ["minami", "all"], SPEC)
+    city = load_catalog(settings.content_root).city("kumamoto")
+    actions.send_campaign(redis_client, settings.redis_url, city, campaign_id, now=NOON)
+    env = {**os.environ, "REDIS_URL": settings.redis_url, "LINE_CHANNEL_SECRET": SECRET,
+           "LINE_CHANNEL_ACCESS_TOKEN": TOKEN, "LINE_API_BASE_URL": settings.line_api_base_url,
+           "BOT_DATA_DIR": str(settings.data_dir), "ALERT_LEASE_MS": "1500", "PUBLIC_URL": settings.public_url,
+           "ALERT_SEND_CONCURRENCY": "2"}
+    slow = {**env, "ALERT_RATE_PER_SECOND": "30"}  # pushes at 300/s: about 4 s for 1,100
+    first = subprocess.Popen([sys.executable, "-m", "bot", "worker", "--burst"], cwd=REPO_ROOT, env=slow,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 30
+    while len(pushes_per_resident(line)) < 300 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    os.kill(first.pid, signal.SIGKILL)
+    first.wait()
+    assert 300 <= len(pushes_per_resident(line)) < 1100
+    time.sleep(1.6)  # the dead worker's lease runs out
+    second = subprocess.run([sys.executable, "-m", "bot", "worker", "--burst"], cwd=REPO_ROOT, env=env,
+                            capture_output=True, text=True, timeout=90)
+    assert "re-queued 1 alert(s)/campaign(s)" in second.stdout, second.stdout + second.stderr
+    counts = pushes_per_resident(line)
+    # Pushes answered after the kill were accepted by LINE; their resends carry the same retry
+    # key and are answered 409, so each resident holds one message.
+    assert set(counts) == set(people)
+    accepted = collections.Counter(d.to[0] for d in line.fake.deliveries if d.endpoint == "push")
+    assert set(accepted.values()) == {1}
+    report = campaigns.campaign_stats(redis_client, campaign_id)
+    assert report["state"] == "done", second.stdout + second.stderr
+    assert sum(v["delivered"] for v in report["variants"].values()) == 1100
+
+
+def test_a_campaign_sent_in_quiet_hours_waits_for_the_morning(setup, line, redis_client):
+    from rq import Queue
+    from rq.registry import ScheduledJobRegistry
+
+    from bot.broadcast import queue
+
+    settings, _, client = setup
+    subscribe(redis_client, [user(90000 + n) for n in range(50)], "kita")
+    campaign_id = campaigns.create_campaign(redis_client, "kumamoto", ["kita", "all"], SPEC)
+    city = load_catalog(settings.content_root).city("kumamoto")
+    night = dt.datetime.now(JST).replace(hour=23, minute=30, second=0, microsecond=0) + dt.timedelta(days=1)
+    held = actions.send_campaign(redis_client, settings.redis_url, city, campaign_id, now=night)
+    morning = (night + dt.timedelta(days=1)).replace(hour=8, minute=0)
+    assert held == morning.isoformat()
+    waiting = Queue(queue.QUEUE, connection=queue.rq_connection(settings.redis_url))
+    registry = ScheduledJobRegistry(queue=waiting)
+    (job_id,) = registry.get_job_ids()
+    assert registry.get_scheduled_time(job_id) == morning and waiting.count == 0
+    # A worker that runs it early (a clock set wrong) sends nothing before the morning.
+    api = LineApi(settings, retries=0)
+    try:
+        assert CampaignDelivery(redis_client, api, settings).run(campaign_id) == "waiting for the end of quiet hours"
+    finally:
+        api.close()
+    assert pushes_per_resident(line) == {}
+    # and staff cannot send it twice
+    again = client.post(f"/api/campaigns/{campaign_id}/send", headers={"Authorization": f"Bearer {ADMIN}"})
+    assert again.status_code == 409

@@ -11,8 +11,9 @@ from pydantic import ValidationError
 from rq import Queue, SimpleWorker
 from rq.registry import ScheduledJobRegistry
 
-from bot.broadcast import alerts, delivery, digest
-from bot.broadcast.delivery import Delivery
+from bot.broadcast import alerts, digest, jobs, queue
+from bot.broadcast import status as delivery_status
+from bot.broadcast.alert_delivery import AlertDelivery
 from bot.broadcast.digest import DigestDelivery
 from bot.cli import main
 from bot.core.postback import postback_data
@@ -83,24 +84,24 @@ def test_digest_residents_get_one_carousel_a_day_and_emergencies_at_once(
     suspicious = alerts.create_alert(redis_client, city, alert(topic="suspicious", title="下校中の声かけに注意"))
     urgent = alerts.create_alert(redis_client, city, alert(topic="emergency", title="緊急治安情報"))
     for alert_id in (fraud, suspicious, urgent):
-        assert run(Delivery, redis_client, alert_settings, alert_id) == "done"
+        assert run(AlertDelivery, redis_client, alert_settings, alert_id) == "done"
 
     got = inbox(line)
     assert [m["altText"] for m in got[at_once]] == ["「警察官」を名乗る電話に注意", "下校中の声かけに注意", "緊急治安情報"]
     assert [m["altText"] for m in got[daily]] == ["緊急治安情報"]  # emergencies never wait
     assert [m["altText"] for m in got[daily_en]] == ["緊急治安情報"]
     assert elsewhere not in got  # not in the alert's area: neither now nor later
-    status = alerts.alert_status(redis_client, fraud, 150)
+    status = delivery_status.alert_status(redis_client, fraud, 150)
     assert (status.recipients, status.sent, status.deferred) == (1, 1, 2)
     slot = dt.datetime.fromisoformat(status.digest_at)
     assert slot.strftime("%H:%M") == "18:00"
     day = slot.date().isoformat()
 
     # The digest job was queued for 18:00 (or now, if that has passed) by the first delivery.
-    connection = delivery.rq_connection(alert_settings.redis_url)
-    queued = Queue(delivery.QUEUE, connection=connection)
+    connection = queue.rq_connection(alert_settings.redis_url)
+    queued = Queue(queue.QUEUE, connection=connection)
     waiting = ScheduledJobRegistry(queue=queued).get_job_ids() + queued.job_ids
-    assert any(queued.fetch_job(j).func_name == "bot.broadcast.digest.deliver_digest" for j in waiting)
+    assert any(queued.fetch_job(j).func_name == "bot.broadcast.jobs.deliver_digest" for j in waiting)
 
     # Switching back after the alerts were set aside loses nothing: they are still owed;
     # a resident who stopped alerts meanwhile is owed nothing.
@@ -136,31 +137,31 @@ def test_the_digest_waits_for_the_days_alerts_and_later_alerts_join_the_next_day
     subs.set_areas(resident, ["chuo"]); subs.set_topics(resident, ["fraud"]); subs.set_digest(resident, True)  # noqa: E702
     now = dt.datetime(2026, 12, 3, 17, 0, tzinfo=alerts.JST)
     first = alerts.create_alert(redis_client, city, alert(), now=now)
-    assert alerts.alert_status(redis_client, first, 150).digest_at == "2026-12-03T18:00:00+09:00"
+    assert delivery_status.alert_status(redis_client, first, 150).digest_at == "2026-12-03T18:00:00+09:00"
 
     # 18:00: the job finds the day's alert not delivered yet, so it waits and tries again.
     result = run(DigestDelivery, redis_client, alert_settings, "kumamoto:2026-12-03")
     assert result == "waiting for 1 alert(s) of the day"
-    queue = Queue(delivery.QUEUE, connection=delivery.rq_connection(alert_settings.redis_url))
-    assert ScheduledJobRegistry(queue=queue).count == 1
+    rq_queue = Queue(queue.QUEUE, connection=queue.rq_connection(alert_settings.redis_url))
+    assert ScheduledJobRegistry(queue=rq_queue).count == 1
     # An alert created once the day's digest is closed goes into the next day's.
     late = alerts.create_alert(redis_client, city, alert(title="遅れて届いた注意情報"), now=now)
-    assert alerts.alert_status(redis_client, late, 150).digest_at == "2026-12-04T18:00:00+09:00"
+    assert delivery_status.alert_status(redis_client, late, 150).digest_at == "2026-12-04T18:00:00+09:00"
 
     # Stopped by LINE's monthly limit is not finished either: it resumes, and may set more aside.
     redis_client.hset(f"alert:{first}", "state", "stopped_monthly_limit")
     assert run(DigestDelivery, redis_client, alert_settings, "kumamoto:2026-12-03") == (
         "waiting for 1 alert(s) of the day")
     redis_client.hset(f"alert:{first}", "state", "queued")
-    assert run(Delivery, redis_client, alert_settings, first) == "done"
+    assert run(AlertDelivery, redis_client, alert_settings, first) == "done"
     assert inbox(line) == {}  # set aside for the digest
     # Through RQ, as a worker runs it.
     for key, value in {"REDIS_URL": alert_settings.redis_url, "LINE_CHANNEL_SECRET": SECRET,
                        "LINE_CHANNEL_ACCESS_TOKEN": TOKEN, "LINE_API_BASE_URL": alert_settings.line_api_base_url,
                        "BOT_DATA_DIR": str(alert_settings.data_dir)}.items():
         monkeypatch.setenv(key, value)
-    job = queue.enqueue(digest.deliver_digest, "kumamoto", "2026-12-03")
-    SimpleWorker([delivery.QUEUE], connection=queue.connection).work(burst=True)
+    job = rq_queue.enqueue(jobs.deliver_digest, "kumamoto", "2026-12-03")
+    SimpleWorker([rq_queue], connection=rq_queue.connection).work(burst=True)
     assert job.return_value() == "1 group(s): done"
     assert [m["altText"] for m in inbox(line)[resident]] == ["今日の防犯のお知らせ (1)"]
 

@@ -1,7 +1,7 @@
 """Scam and safety alerts: what staff write, how it looks, where it is kept, how it is doing.
 
-The staff API, the CLI and (later) the console all call `create_alert` and
-`alert_status`; delivery itself is bot.broadcast.delivery's job on RQ workers.
+The staff API, the CLI and (later) the console all call `create_alert` (through
+bot.broadcast.actions); delivery itself is bot.broadcast.alert_delivery's job on RQ workers.
 
 An alert follows the police pattern (docs/alerts.md §1): 手口 ->
 where/when -> up to 3 countermeasures -> where to call (a desk's tel: button) ->
@@ -13,10 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import math
-import time
 import uuid
-from dataclasses import dataclass
 from typing import Annotated, Any
 
 import redis
@@ -31,6 +28,7 @@ from pydantic import (
 )
 
 from bot.broadcast import digest
+from bot.broadcast.keys import ALERTS_ACTIVE, alert_key
 from bot.broadcast.subscriptions import ALL_AREAS, TOPICS
 from bot.content.loader import City
 from bot.content.schema import QuietHours
@@ -138,45 +136,18 @@ def render(request: AlertRequest, city: City, lang: str = "ja") -> FlexMessage:
 # ---------------------------------------------------------------- storage and status
 
 
-def quiet_until(quiet: QuietHours | None, topic: str, now: dt.datetime) -> dt.datetime | None:
-    """When an alert on `topic` created at `now` may go out, if the city's quiet hours hold it back."""
-    if quiet is None or topic not in quiet.topics:
+def quiet_until(quiet: QuietHours | None, topic: str | None, now: dt.datetime) -> dt.datetime | None:
+    """When an alert on `topic` created at `now` may go out, if the city's quiet hours hold it
+    back; `topic` None (a campaign: never urgent) is held back whatever the topics."""
+    if quiet is None or (topic is not None and topic not in quiet.topics):
         return None
     if not within(quiet.start, quiet.end, now.astimezone(JST).strftime("%H:%M:%S")):
         return None
     return next_at(quiet.end, now)
 
 
-@dataclass(frozen=True)
-class AlertStatus:
-    id: str
-    state: str
-    topic: str
-    areas: list[str]
-    title: str
-    recipients: int | None
-    sent: int
-    failed: int
-    capped: int
-    chunks_total: int | None
-    chunks_done: int
-    eta_seconds: float | None
-    stalled: bool
-    error: str | None
-    scheduled_for: str | None = None  # ISO time (JST) when quiet hours held the alert back
-    deferred: int = 0  # residents who chose the daily digest: they get it there (bot.broadcast.digest)
-    digest_at: str | None = None  # ISO time (JST) of that digest
-
-    def as_dict(self) -> dict[str, Any]:
-        return dict(self.__dict__)
-
-
-def alert_key(alert_id: str) -> str:
-    return f"alert:{alert_id}"
-
-
 def create_alert(client: redis.Redis, city: City, data: Any, now: dt.datetime | None = None) -> str:
-    """Validate, store and return the new alert's id (queued; bot.broadcast.delivery sends it, at
+    """Validate, store and return the new alert's id (queued; bot.broadcast.alert_delivery sends it, at
     once or, for a topic the city's quiet hours hold back, when they end)."""
     request = validate_request(data, city)
     now = now or dt.datetime.now(JST)
@@ -195,7 +166,7 @@ def create_alert(client: redis.Redis, city: City, data: Any, now: dt.datetime | 
         "state": "queued", "created_at": f"{now.timestamp():.3f}", "sent": 0, "failed": 0, "capped": 0,
         "chunks_done": 0,
     })
-    pipe.sadd("alerts:active", alert_id)
+    pipe.sadd(ALERTS_ACTIVE, alert_id)
     pipe.execute()
     digest_config = city.config.digest
     if digest_config is not None and request.topic in digest_config.topics:
@@ -205,30 +176,5 @@ def create_alert(client: redis.Redis, city: City, data: Any, now: dt.datetime | 
     return alert_id
 
 
-def alert_status(client: redis.Redis, alert_id: str, rate_per_second: float) -> AlertStatus | None:
-    data = client.hgetall(alert_key(alert_id))
-    if not data:
-        return None
-    integer = lambda k: int(data[k]) if data.get(k) not in (None, "") else None  # noqa: E731
-    total, done = integer("chunks_total"), integer("chunks_done") or 0
-    state = data.get("state", "queued")
-    eta = scheduled = None
-    if state in ("queued", "sending"):
-        # While recipients are still being claimed, the chunks claimed so far are a lower bound.
-        known = total if total is not None else (integer("claimed") or 0) + (integer("claimed_en") or 0)
-        eta = math.ceil(max(0, known - done) / rate_per_second * 10) / 10
-        if state == "queued" and data.get("not_before"):
-            release = dt.datetime.fromtimestamp(int(data["not_before"]), JST)
-            scheduled = release.isoformat()
-            eta += max(0.0, round(release.timestamp() - time.time(), 1))
-    # Visible when a job is meant to run but no worker holds its lease.
-    stalled = state == "sending" and not client.exists(f"{alert_key(alert_id)}:lease")
-    return AlertStatus(alert_id, state, data["topic"], data["areas"].split(","), data["title"], integer("recipients"),
-                       integer("sent") or 0, integer("failed") or 0, integer("capped") or 0, total, done, eta,
-                       stalled, data.get("error"), scheduled, integer("deferred") or 0,
-                       dt.datetime.fromtimestamp(int(data["digest_at"]), JST).isoformat()
-                       if data.get("digest_at") else None)
-
-
-__all__ = ["ALL_AREAS", "AlertError", "AlertRequest", "AlertStatus", "alert_status", "create_alert", "quiet_until",
+__all__ = ["ALL_AREAS", "AlertError", "AlertRequest", "create_alert", "quiet_until",
            "render"]

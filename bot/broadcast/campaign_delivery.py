@@ -1,226 +1,186 @@
-"""Sending a campaign through the same engine rules as alerts (chunks, retry keys, resume).
+"""Campaigns on the broadcast engine: the same claim, prepare, lease, resume and clean-up as
+alerts; a campaign supplies only how a chunk is sent.
 
-Recipients ((topics) x (areas + whole city)) are frozen once as a list; each chunk
-of 500 is split by variant. Without click tracking, one multicast per variant per
-chunk, tagged with the variant's customAggregationUnits name. With click tracking,
-every recipient needs their own link, so it is one push per recipient (status says
-so), several in flight under the shared push limiter; each chunk's tokens are stored
-before the first attempt, so a resend carries the same links and the same retry keys
-(409 = delivered).
+- Its audience ((topics) x (areas + whole city)) is frozen once, when sending starts, as
+  a set of its own that the engine's claim step scans.
+- Without click tracking: one multicast per variant per chunk, tagged with the variant's
+  customAggregationUnits name, with a retry key per chunk and variant.
+- With click tracking every resident needs their own link, so it is one push per
+  resident, many in flight under the shared push limiter. A resident's link token is
+  derived from the campaign and the resident with the secret salt, so a resend carries
+  the same link without storing who got which; each push's retry key is fixed the same
+  way (409 = delivered).
+- A campaign never goes out in the city's quiet hours: it waits for the morning
+  (bot.broadcast.actions.send_campaign sets `not_before`; the job is scheduled then).
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import json
-import math
+import threading
 import time
 import uuid
-from concurrent.futures import ThreadPoolExecutor
+from collections import Counter
 
 import redis
 
 from bot.broadcast import campaigns
-from bot.broadcast.delivery import (
-    RETRY_NAMESPACE,
-    LeaseLost,
-    run_job,
-    send_with_retries,
-)
-from bot.core.redis_conn import connect
+from bot.broadcast.engine import RETRY_NAMESPACE, Audience, ChunkResult, Engine, send_with_retries
+from bot.broadcast.keys import CAMPAIGNS_ACTIVE, campaign_key, sub_set_key
+from bot.broadcast.queue import schedule_insights
 from bot.line.api import LineApi
-from bot.line.ratelimit import RateLimiter
+from bot.line.bulk_push import BulkPusher, Push
 from bot.settings import Settings
 
-CHUNK = 500
+# Stands in for a resident's link in a variant's message, built once per variant.
+LINK = "https://link.invalid/__link__"
+# Pushes in flight per worker: LINE answers in about 0.1 s, so 1,000 pushes a second need
+# about a hundred waiting at once (bot.line.bulk_push keeps them on one event loop).
+PUSH_LANES_PER_CHUNK_LANE = 4
 
 
-def deliver_campaign(campaign_id: str) -> str:
-    return run_job(CampaignDelivery, campaign_id)
+class CampaignKind:
+    active = CAMPAIGNS_ACTIVE
 
-
-class CampaignDelivery:
-    def __init__(self, client: redis.Redis, api: LineApi, settings: Settings) -> None:
+    def __init__(self, client: redis.Redis, settings: Settings) -> None:
         self.redis = client
-        self.api = api
         self.public_url = (settings.public_url or f"http://{settings.host}:{settings.port}").rstrip("/")
-        self.multicast_limiter = RateLimiter(client, "multicast", settings.alert_rate_per_second, burst=3)
-        # push allows 2,000 requests/s; stay well under it, shared by all workers
-        self.push_limiter = RateLimiter(client, "push", 10 * settings.alert_rate_per_second, burst=10)
-        self.lease_ms = settings.alert_lease_ms
-        self.concurrency = settings.alert_send_concurrency
-        self.redis_url = settings.redis_url
+        self.salt = settings.id_salt.get_secret_value()
+        self.lanes = PUSH_LANES_PER_CHUNK_LANE * settings.alert_send_concurrency
+        self.settings = settings
+        self._pusher: BulkPusher | None = None
+        self._lock = threading.Lock()
+        self._specs: dict[str, campaigns.CampaignRequest] = {}
+        self._templates: dict[tuple[str, str, str | None], str] = {}
 
-    def run(self, campaign_id: str) -> str:
-        key = f"campaign:{campaign_id}"
-        spec = campaigns.load(self.redis, campaign_id)
-        if spec is None:
-            return "unknown campaign"
-        if self.redis.hget(key, "state") == "done":
-            self.redis.srem("campaigns:active", campaign_id)
-            return "done"
-        lease = f"{key}:lease"
-        token = uuid.uuid4().hex
-        if not self.redis.set(lease, token, nx=True, px=self.lease_ms):
-            return "another worker holds this campaign"
-        try:
-            total = self._resolve(campaign_id, spec)
-            self.redis.hset(key, mapping={"state": "sending", "mode": "push per recipient (tracked links)"
-                                          if spec.track_clicks and spec.survey.url else "multicast per variant"})
-            for chunk in range(total):
-                if self.redis.get(lease) != token:
-                    raise LeaseLost(campaign_id)
-                self.redis.pexpire(lease, self.lease_ms)
-                self._chunk(campaign_id, spec, chunk)
-            self.redis.hset(key, mapping={"state": "done", "finished_at": f"{time.time():.3f}"})
-            self.redis.srem("campaigns:active", campaign_id)
-            # Nothing is resent now: drop who was sent what (a plan ties a resident to their
-            # tracked link, and so to their click). Counts per variant stay.
-            pipe = self.redis.pipeline(transaction=False)
-            pipe.unlink(f"{key}:queue", *(f"{key}:pushed:{n}" for n in range(total)))
-            if total:
-                pipe.hdel(f"{key}:chunks", *(f"plan:{n}" for n in range(total)))
+    def key(self, item_id: str) -> str:
+        return campaign_key(item_id)
+
+    def spec(self, campaign_id: str) -> campaigns.CampaignRequest:
+        if campaign_id not in self._specs:
+            spec = campaigns.load(self.redis, campaign_id)
+            assert spec is not None
+            self._specs[campaign_id] = spec
+        return self._specs[campaign_id]
+
+    def tracked(self, campaign_id: str) -> bool:
+        spec = self.spec(campaign_id)
+        return spec.track_clicks and bool(spec.survey.url)
+
+    def ready(self, engine: Engine, item_id: str, item: dict[str, str]) -> str | None:
+        if campaigns.load(self.redis, item_id) is None:
+            return "unknown"
+        if item.get("state") not in ("queued", "sending"):
+            return f"not sent ({item.get('state')})"
+        if float(item.get("not_before") or 0) > time.time():
+            return "waiting for the end of quiet hours"
+        return None
+
+    def audience(self, engine: Engine, item_id: str, item: dict[str, str]) -> Audience:
+        key, spec = campaign_key(item_id), self.spec(item_id)
+        city = item["city"]
+        source = f"{key}:audience"
+        if self.redis.hget(key, "audience_ready") != "1":
+            # Frozen once, with the flag in the same transaction: a crash leaves neither.
+            pipe = self.redis.pipeline(transaction=True)
+            pipe.sunionstore(source, [sub_set_key(city, "topic", t) for t in spec.topics])
+            pipe.hset(key, mapping={"audience_ready": "1", "mode": "push per recipient (tracked links)"
+                                    if self.tracked(item_id) else "multicast per variant"})
             pipe.execute()
-            self._schedule_insights(campaign_id)
-            return "done"
-        except LeaseLost:
-            return "lease lost"
-        finally:
-            if self.redis.get(lease) == token:
-                self.redis.delete(lease)
+        area_ids = item["city_areas"].split(",") if "all" in spec.areas else spec.areas
+        return Audience(source, [sub_set_key(city, "area", a) for a in sorted(set(area_ids) | {"all"})])
 
-    def _schedule_insights(self, campaign_id: str) -> None:
-        """LINE's open and click figures come in later: first fetch an hour after sending."""
-        import datetime as dt
+    def capped(self, item: dict[str, str]) -> bool:
+        return False  # one campaign, sent once: the alerts' daily cap is for alerts
 
-        from rq import Queue
+    def send(self, engine: Engine, item_id: str, item: dict[str, str], chunk: str, recipients: list[str],
+             retry_key: str) -> ChunkResult:
+        spec = self.spec(item_id)
+        variant_of = {user: campaigns.assign_variant(item_id, user, spec.variants).name for user in recipients}
+        if self.tracked(item_id):
+            return self._push_each(engine, item_id, chunk, variant_of)
+        return self._multicast_per_variant(engine, item_id, chunk, variant_of)
 
-        from bot.broadcast.delivery import QUEUE, rq_connection
+    def _template(self, campaign_id: str, variant: str, link: str | None) -> str:
+        """A variant's messages array in wire form (JSON), built once: the SDK models are
+        slow to build, and a tracked push only swaps the link in."""
+        if (campaign_id, variant, link) not in self._templates:
+            spec = self.spec(campaign_id)
+            chosen = next(v for v in spec.variants if v.name == variant)
+            message = campaigns.message_for(campaign_id, spec, chosen, link).to_dict()
+            self._templates[(campaign_id, variant, link)] = json.dumps([message], ensure_ascii=False)
+        return self._templates[(campaign_id, variant, link)]
 
-        if self.redis_url:
-            Queue(QUEUE, connection=rq_connection(self.redis_url)).enqueue_in(
-                dt.timedelta(hours=1), fetch_insights_job, campaign_id)
+    def _push_each(self, engine: Engine, campaign_id: str, chunk: str, variant_of: dict[str, str]) -> ChunkResult:
+        key = campaign_key(campaign_id)
+        pushed_key = f"{key}:pushed:{chunk}"
+        already = set(self.redis.smembers(pushed_key))  # an earlier, interrupted pass
+        todo = [user for user in variant_of if user not in already]
+        tokens = {user: campaigns.link_token(self.salt, campaign_id, user) for user in todo}
+        # The links exist before the first push that carries them (a resend rewrites the same).
+        campaigns.store_links(self.redis, campaign_id, {tokens[u]: variant_of[u] for u in todo},
+                              self.spec(campaign_id).survey.url or "")
+        pushes = [Push(user, self._template(campaign_id, variant_of[user], LINK).replace(
+                           LINK, f"{self.public_url}/r/{tokens[user]}"),
+                       str(uuid.uuid5(RETRY_NAMESPACE, f"{campaign_id}:{user}")),
+                       [campaigns.unit_name(campaign_id, variant_of[user])]) for user in todo]
+        with self._lock:  # chunks run on several threads: one pusher (one event loop) for all
+            if self._pusher is None:
+                self._pusher = BulkPusher(self.settings, self.lanes)
+        results = self._pusher.send(pushes, engine.push_limiter, engine.lost)
+        accepted = [push.to for push, result in zip(pushes, results) if result.ok]
+        if accepted:  # recorded after the pushes: one missed record costs a resend, answered 409
+            self.redis.sadd(pushed_key, *accepted)
+        if any(result.monthly_limit for result in results):
+            return ChunkResult(0, 0, monthly_limit=True)
+        delivered = already | set(accepted)
+        failed = [result.status for result in results if not result.ok]
+        return ChunkResult(len(delivered), len(failed), status=failed[0] if failed else 200,
+                           units=Counter(variant_of[u] for u in delivered if u in variant_of))
 
-    def _resolve(self, campaign_id: str, spec: campaigns.CampaignRequest) -> int:
-        key = f"campaign:{campaign_id}"
-        total = self.redis.hget(key, "chunks_total")
-        if total is not None:
-            return int(total)
-        city = self.redis.hget(key, "city")
-        topics = [f"sub:{city}:topic:{t}" for t in spec.topics]
-        whole = "all" in spec.areas
-        area_ids = self.redis.hget(key, "city_areas").split(",") if whole else spec.areas
-        areas = [f"sub:{city}:area:{a}" for a in sorted(set(area_ids) | {"all"})]
-        pipe = self.redis.pipeline(transaction=True)
-        pipe.sunionstore(f"{key}:t", topics)
-        pipe.sunionstore(f"{key}:a", areas)
-        pipe.sinterstore(f"{key}:set", [f"{key}:t", f"{key}:a"])
-        pipe.sort(f"{key}:set", by="nosort", store=f"{key}:queue")
-        pipe.delete(f"{key}:t", f"{key}:a", f"{key}:set")
-        pipe.execute()
-        recipients = self.redis.llen(f"{key}:queue")
-        total_chunks = math.ceil(recipients / CHUNK)
-        self.redis.hset(key, mapping={"recipients": recipients, "chunks_total": total_chunks})
-        return total_chunks
+    def _multicast_per_variant(self, engine: Engine, campaign_id: str, chunk: str,
+                               variant_of: dict[str, str]) -> ChunkResult:
+        done_key = f"{campaign_key(campaign_id)}:multicast:{chunk}"
+        by_variant: dict[str, list[str]] = {}
+        for user, variant in variant_of.items():
+            by_variant.setdefault(variant, []).append(user)
+        status = 200
+        for variant, users in sorted(by_variant.items()):
+            if self.redis.sismember(done_key, variant):
+                continue
+            messages = json.loads(self._template(campaign_id, variant, self.spec(campaign_id).survey.url))
+            retry_key = str(uuid.uuid5(RETRY_NAMESPACE, f"{campaign_id}:{chunk}:{variant}"))
+            unit = campaigns.unit_name(campaign_id, variant)
+            result = send_with_retries(lambda: engine.api.multicast(users, messages, retry_key, [unit]),
+                                       engine.multicast_limiter)
+            if result.monthly_limit:
+                return ChunkResult(0, 0, monthly_limit=True)
+            if result.ok:
+                self.redis.sadd(done_key, variant)
+            else:
+                status = result.status
+        sent = self.redis.smembers(done_key)
+        delivered = {v: len(users) for v, users in by_variant.items() if v in sent}
+        failed = sum(len(users) for v, users in by_variant.items() if v not in sent)
+        return ChunkResult(sum(delivered.values()), failed, status=status, units=delivered)
 
-    def _chunk(self, campaign_id: str, spec: campaigns.CampaignRequest, chunk: int) -> None:
-        key = f"campaign:{campaign_id}"
-        chunks = f"{key}:chunks"
-        state = self.redis.hget(chunks, str(chunk))
-        if state == "done":
-            return
-        tracked = spec.track_clicks and bool(spec.survey.url)
-        if state is None:
-            users = self.redis.lrange(f"{key}:queue", chunk * CHUNK, (chunk + 1) * CHUNK - 1)
-            plan = {}
-            for user in users:
-                variant = campaigns.assign_variant(campaign_id, user, spec.variants).name
-                link = (campaigns.issue_link(self.redis, campaign_id, variant, spec.survey.url) if tracked
-                        else None)
-                plan[user] = [variant, link]
-            # Who gets which variant and which link is fixed before the first attempt.
-            self.redis.hset(chunks, mapping={str(chunk): "prepared", f"plan:{chunk}": json.dumps(plan)})
-        plan = json.loads(self.redis.hget(chunks, f"plan:{chunk}"))
-        variants = {v.name: v for v in spec.variants}
-        if tracked:
-            sent_key = f"{key}:pushed:{chunk}"
-            sent = self.redis.smembers(sent_key)  # an earlier, interrupted pass
+    def leftovers(self, item_id: str, chunks: list[str]) -> list[str]:
+        key = campaign_key(item_id)
+        return [f"{key}:audience"] + [k for c in chunks for k in (f"{key}:pushed:{c}", f"{key}:multicast:{c}")]
 
-            def push(user: str, variant: str, token: str) -> None:
-                link = f"{self.public_url}/r/{token}"
-                message = campaigns.message_for(campaign_id, spec, variants[variant], link).to_dict()
-                result = send_with_retries(lambda: self.api.push(
-                    user, [message], str(uuid.uuid5(RETRY_NAMESPACE, f"{campaign_id}:{chunk}:{user}")),
-                    [campaigns.unit_name(campaign_id, variant)]), self.push_limiter)
-                if result.ok:
-                    self.redis.sadd(sent_key, user)
+    def finished(self, engine: Engine, item_id: str, item: dict[str, str]) -> None:
+        if engine.redis_url:  # LINE's open and click figures come in later: first fetch in an hour
+            schedule_insights(engine.redis_url, item_id, dt.timedelta(hours=1))
 
-            # One push per resident: several in flight (LINE answers in about 0.1 s; one at a
-            # time, Kumamoto's 21,416 would take over half an hour), all under the push limiter.
-            with ThreadPoolExecutor(self.concurrency, thread_name_prefix="push") as pool:
-                for future in [pool.submit(push, user, variant, token)
-                               for user, (variant, token) in plan.items() if user not in sent]:
-                    future.result()
-        else:
-            by_variant: dict[str, list[str]] = {}
-            for user, (variant, _) in plan.items():
-                by_variant.setdefault(variant, []).append(user)
-            for variant, users in sorted(by_variant.items()):
-                done_key = f"{key}:multicast:{chunk}"
-                if self.redis.sismember(done_key, variant):
-                    continue
-                message = campaigns.message_for(campaign_id, spec, variants[variant], spec.survey.url).to_dict()
-                retry_key = str(uuid.uuid5(RETRY_NAMESPACE, f"{campaign_id}:{chunk}:{variant}"))
-                unit = campaigns.unit_name(campaign_id, variant)
-                result = send_with_retries(lambda: self.api.multicast(users, [message], retry_key, [unit]),
-                                    self.multicast_limiter)
-                if result.ok:
-                    self.redis.sadd(done_key, variant)
-        # Count from what LINE accepted (also what an earlier, interrupted pass sent).
-        delivered: dict[str, int] = {}
-        if tracked:
-            pushed = self.redis.smembers(f"{key}:pushed:{chunk}")
-            for user, (variant, _) in plan.items():
-                if user in pushed:
-                    delivered[variant] = delivered.get(variant, 0) + 1
-        else:
-            sent_variants = self.redis.smembers(f"{key}:multicast:{chunk}")
-            for user, (variant, _) in plan.items():
-                if variant in sent_variants:
-                    delivered[variant] = delivered.get(variant, 0) + 1
-        pipe = self.redis.pipeline(transaction=True)
-        for variant, count in delivered.items():
-            pipe.incrby(f"{key}:delivered:{variant}", count)
-        pipe.hset(chunks, str(chunk), "done")
-        pipe.execute()
+    def close(self) -> None:
+        if self._pusher is not None:
+            self._pusher.close()
+            self._pusher = None
 
 
+class CampaignDelivery(Engine):
+    """The engine for campaigns: `CampaignDelivery(client, api, settings).run(campaign_id)`."""
 
-def fetch_insights_job(campaign_id: str) -> str:
-    """RQ job: fetch LINE's per-unit statistics, then schedule the next fetch
-    (hourly for the first three days, then daily until LINE's 30-day window ends).
-    The statistics endpoint allows 60 requests an hour for the whole channel."""
-    import datetime as dt
-
-    from linebot.v3.insight import ApiClient as InsightClient
-    from linebot.v3.insight import Configuration as InsightConfiguration
-    from linebot.v3.insight import Insight
-    from rq import Queue
-
-    from bot.broadcast.delivery import QUEUE, rq_connection
-
-    settings = Settings.from_env()
-    handle = connect(settings.redis_url, settings.data_dir)
-    client = InsightClient(InsightConfiguration(host=settings.line_api_base_url,
-                                                access_token=settings.line_channel_access_token or "local"))
-    try:
-        campaigns.fetch_insights(handle.client, Insight(client), campaign_id, settings.line_timeout_seconds)
-        created = float(handle.client.hget(f"campaign:{campaign_id}", "created_at") or time.time())
-        age_days = (time.time() - created) / 86400
-        if age_days < 30:
-            delay = dt.timedelta(hours=1) if age_days < 3 else dt.timedelta(days=1)
-            Queue(QUEUE, connection=rq_connection(settings.redis_url)).enqueue_in(delay, fetch_insights_job,
-                                                                                 campaign_id)
-        return "fetched"
-    finally:
-        client.close()
-        handle.close()
+    def __init__(self, client: redis.Redis, api: LineApi, settings: Settings) -> None:
+        super().__init__(client, api, settings, CampaignKind(client, settings))

@@ -13,11 +13,11 @@ closed subscription list).
 
 from __future__ import annotations
 
+import base64
 import csv
 import hashlib
 import hmac
 import io
-import secrets
 import time
 import uuid
 from typing import Annotated, Any
@@ -143,11 +143,21 @@ def assign_variant(campaign_id: str, user_id: str, variants: list[Variant]) -> V
 # ---------------------------------------------------------------- messages, links, answers
 
 
-def issue_link(client: redis.Redis, campaign_id: str, variant: str, url: str) -> str:
-    token = secrets.token_urlsafe(TOKEN_BYTES)
-    client.hset(f"link:{token}", mapping={"c": campaign_id, "v": variant, "url": url})
-    client.expire(f"link:{token}", 180 * 24 * 3600)
-    return token
+def link_token(salt: str, campaign_id: str, user_id: str) -> str:
+    """A resident's tracked-link token for one campaign: the same on every resend, so no
+    record of who got which link is needed; without the salt it says nothing of the resident."""
+    digest = hmac.new(salt.encode(), f"link:{campaign_id}:{user_id}".encode(), hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(digest[:TOKEN_BYTES]).rstrip(b"=").decode()
+
+
+def store_links(client: redis.Redis, campaign_id: str, variants: dict[str, str], url: str) -> None:
+    """Make tokens (token -> variant) answer /r/<token> with the survey URL (a click counts
+    for the campaign and variant only)."""
+    pipe = client.pipeline(transaction=False)
+    for token, variant in variants.items():
+        pipe.hset(f"link:{token}", mapping={"c": campaign_id, "v": variant, "url": url})
+        pipe.expire(f"link:{token}", 180 * 24 * 3600)
+    pipe.execute()
 
 
 def message_for(campaign_id: str, spec: CampaignRequest, variant: Variant, link: str | None) -> Message:

@@ -5,7 +5,7 @@
   `missing` never wait. Residents choose it in their alert settings.
 - An alert on a digest topic belongs to one day's digest, fixed when it is created
   (the first digest time after it may go out). While it is delivered, the claim step
-  (bot.broadcast.delivery) sets aside the residents who chose the digest into the alert's
+  (bot.broadcast.engine) sets aside the residents who chose the digest into the alert's
   `deferred` set instead of messaging them; switching mode later never loses or
   doubles an alert already claimed.
 - At digest time a job waits until every alert of the day has finished, groups the
@@ -25,6 +25,10 @@ from typing import TYPE_CHECKING
 
 import redis
 
+from bot.broadcast.alert_delivery import AlertDelivery
+from bot.broadcast.keys import ALERTS_ACTIVE, alert_key, digest_key
+from bot.broadcast.queue import queue_job
+from bot.broadcast.scripts import REGISTER
 from bot.broadcast.subscriptions import Subscriptions
 from bot.content.schema import Digest, Text
 from bot.core.clock import JST, next_at
@@ -38,24 +42,6 @@ TOPIC = "digest"  # the topic of a digest delivery (never capped: it is one mess
 MAX_CARDS = 12  # LINE's carousel limit
 RETRY_SECONDS = 30  # while an alert of the day is still being delivered
 
-# Join a day's digest unless its job has closed the list (then the next day's). The
-# digest's title is rendered here, like an alert's card, when staff send: the worker
-# that sends it never loads content.
-# KEYS: the day's digest hash, its alert list. ARGV: alert id, title (ja), title (en).
-# Returns 1 or 0.
-_REGISTER = """
-if redis.call('HEXISTS', KEYS[1], 'state') == 1 then return 0 end
-redis.call('RPUSH', KEYS[2], ARGV[1])
-redis.call('HSET', KEYS[1], 'title', ARGV[2], 'title_en', ARGV[3])
-redis.call('EXPIRE', KEYS[2], 1209600)
-redis.call('EXPIRE', KEYS[1], 1209600)
-return 1
-"""
-
-
-def digest_key(city_id: str, day: str) -> str:
-    return f"digest:{city_id}:{day}"
-
 
 def next_slot(digest: Digest, after: dt.datetime) -> dt.datetime:
     """The first digest time (JST) at or after `after`."""
@@ -66,43 +52,13 @@ def register(client: redis.Redis, city_id: str, alert_id: str, digest: Digest, b
              title: Text) -> dt.datetime:
     """Put an alert into the digest it belongs to; returns that digest's time."""
     slot = next_slot(digest, base)
-    script = client.register_script(_REGISTER)
+    script = client.register_script(REGISTER)
     while True:
         day = slot.date().isoformat()
         if script(keys=[digest_key(city_id, day), f"{digest_key(city_id, day)}:alerts"],
                   args=[alert_id, title.ja, title.get("en")]):
             return slot
         slot += dt.timedelta(days=1)  # that day's digest is already being put together
-
-
-def schedule(redis_url: str, city_id: str, slot: dt.datetime) -> None:
-    """Queue the day's digest job once (RQ's scheduler releases it at `slot`)."""
-    from bot.broadcast.delivery import queue_job, rq_connection
-
-    day = slot.astimezone(JST).date().isoformat()
-    if rq_connection(redis_url).set(f"{digest_key(city_id, day)}:scheduled", "1", nx=True, ex=14 * 24 * 3600):
-        queue_job(redis_url, deliver_digest, city_id, day, description=f"digest {city_id} {day}", at=slot)
-
-
-def deliver_digest(city_id: str, day: str) -> str:
-    from bot.broadcast.delivery import run_job
-
-    return run_job(DigestDelivery, f"{city_id}:{day}")
-
-
-def digest_status(client: redis.Redis, city_id: str, day: str, rate_per_second: float) -> dict | None:
-    """One day's digest for staff: its state, the alerts in it, and each group's delivery."""
-    from bot.broadcast.alerts import alert_status
-
-    key = digest_key(city_id, day)
-    alert_ids = client.lrange(f"{key}:alerts", 0, -1)
-    info = client.hgetall(key)
-    if not alert_ids and not info:
-        return None
-    groups = [alert_status(client, g, rate_per_second) for g in client.lrange(f"{key}:groups", 0, -1)]
-    return {"city": city_id, "day": day, "state": info.get("state", "open"), "alerts": alert_ids,
-            "scheduled": bool(client.exists(f"{key}:scheduled")), "residents": int(info.get("residents") or 0),
-            "groups": [g.as_dict() for g in groups if g is not None]}
 
 
 def carousel(cards: list[dict], title: str) -> dict:
@@ -116,14 +72,12 @@ class DigestDelivery:
     """One day's digest for one city: wait for the day's alerts, group, deliver."""
 
     def __init__(self, client: redis.Redis, api: LineApi, settings: Settings) -> None:
-        from bot.broadcast.delivery import Delivery
 
         self.redis = client
         self.settings = settings
-        self.engine = Delivery(client, api, settings)
+        self.engine = AlertDelivery(client, api, settings)
 
     def run(self, item: str) -> str:
-        from bot.broadcast.alerts import alert_key
 
         city_id, day = item.split(":", 1)
         key = digest_key(city_id, day)
@@ -153,15 +107,13 @@ class DigestDelivery:
         return f"{len(results)} group(s): " + ", ".join(results) if results else "nothing deferred"
 
     def _retry_later(self, city_id: str, day: str) -> None:
-        from bot.broadcast.delivery import queue_job
 
-        queue_job(self.settings.redis_url or "", deliver_digest, city_id, day, description=f"digest {city_id} {day}",
+        queue_job(self.settings.redis_url or "", "deliver_digest", city_id, day, description=f"digest {city_id} {day}",
                   at=dt.datetime.now(JST) + dt.timedelta(seconds=RETRY_SECONDS))
 
     def _group(self, city_id: str, day: str, alert_ids: list[str]) -> None:
         """Residents owed the same alerts form one group, sent one carousel (a delivery of
-        its own: bot.broadcast.delivery sends it like an alert, to the group's set)."""
-        from bot.broadcast.alerts import alert_key
+        its own: bot.broadcast.alert_delivery sends it like an alert, to the group's set)."""
 
         key = digest_key(city_id, day)
         owed: dict[str, set[str]] = defaultdict(set)
@@ -196,7 +148,7 @@ class DigestDelivery:
                 "message_en": json.dumps(carousel(en, title_en), ensure_ascii=False),
                 "state": "queued", "created_at": f"{time.time():.3f}", "sent": 0, "failed": 0, "capped": 0,
                 "chunks_done": 0})
-            pipe.sadd("alerts:active", group_id)
+            pipe.sadd(ALERTS_ACTIVE, group_id)
             pipe.rpush(f"{key}:groups", group_id)
         pipe.hset(key, mapping={"state": "grouped", "residents": len(owed), "groups": len(groups)})
         if alert_ids:  # the owed lists now live in the groups

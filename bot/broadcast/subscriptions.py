@@ -19,6 +19,8 @@ from dataclasses import dataclass
 
 import redis
 
+from bot.broadcast.keys import sub_digest_key, sub_english_key, sub_set_key, sub_user_key
+
 TOPICS = ("fraud", "suspicious", "missing", "emergency", "safety")
 ALL_AREAS = "all"
 
@@ -35,7 +37,7 @@ class Subscriptions:
         self.city = city
 
     def _user(self, user_id: str) -> str:
-        return f"sub:{self.city}:user:{user_id}"
+        return sub_user_key(self.city, user_id)
 
     def get(self, user_id: str) -> Choice:
         data = self.redis.hgetall(self._user(user_id))
@@ -64,9 +66,9 @@ class Subscriptions:
         pipe = self.redis.pipeline(transaction=True)
         for kind, before, after in (("area", old.areas, new.areas), ("topic", old.topics, new.topics)):
             for value in set(before) - set(after):
-                pipe.srem(f"sub:{self.city}:{kind}:{value}", user_id)
+                pipe.srem(sub_set_key(self.city, kind, value), user_id)
             for value in set(after) - set(before):
-                pipe.sadd(f"sub:{self.city}:{kind}:{value}", user_id)
+                pipe.sadd(sub_set_key(self.city, kind, value), user_id)
         pipe.hset(self._user(user_id), mapping={"areas": ",".join(new.areas), "topics": ",".join(new.topics)})
         pipe.execute()
         return new
@@ -93,11 +95,11 @@ class Subscriptions:
 
     @property
     def english_key(self) -> str:
-        return f"sub:{self.city}:lang:en"
+        return sub_english_key(self.city)
 
     @property
     def digest_key(self) -> str:
-        return f"sub:{self.city}:digest"
+        return sub_digest_key(self.city)
 
     def set_digest(self, user_id: str, on: bool) -> None:
         """Non-urgent alerts once a day (on) or as they are sent. Alerts already held for
@@ -113,7 +115,7 @@ class Subscriptions:
         pipe.srem(self.english_key, user_id)
         pipe.srem(self.digest_key, user_id)
         for area in old.areas:
-            pipe.srem(f"sub:{self.city}:area:{area}", user_id)
+            pipe.srem(sub_set_key(self.city, "area", area), user_id)
         for topic in old.topics:
             pipe.srem(f"sub:{self.city}:topic:{topic}", user_id)
         pipe.delete(self._user(user_id))

@@ -39,7 +39,16 @@ class RateLimiter:
 
     def acquire(self) -> None:
         """Take the next slot (shared by every process on this Redis) and wait for it."""
+        wait_s = self.reserve(1)
+        if wait_s > 0:
+            time.sleep(wait_s)
+
+    def reserve(self, count: int) -> float:
+        """Take the next `count` slots at once (one Redis call for a whole chunk of pushes):
+        the seconds until the first; the others follow every `interval` seconds."""
         now_ms = time.time() * 1000.0
-        wait_ms = int(self._reserve(keys=[self.key], args=[now_ms, self.interval_ms, self.burst_ms]))
-        if wait_ms > 0:
-            time.sleep(wait_ms / 1000.0)
+        return int(self._reserve(keys=[self.key], args=[now_ms, self.interval_ms * count, self.burst_ms])) / 1000.0
+
+    @property
+    def interval(self) -> float:
+        return self.interval_ms / 1000.0

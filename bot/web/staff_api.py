@@ -1,6 +1,6 @@
-"""The staff JSON API (bearer ADMIN_API_TOKEN): alerts now, campaigns later.
+"""The staff JSON API (bearer ADMIN_API_TOKEN): alerts and campaigns.
 
-It calls the same domain functions as the CLI (bot.broadcast.alerts, bot.broadcast.delivery).
+It calls the same domain functions as the CLI (bot.broadcast.actions, bot.broadcast.status).
 """
 
 from __future__ import annotations
@@ -9,7 +9,8 @@ import hmac
 
 from flask import Blueprint, current_app, jsonify, request
 
-from bot.broadcast import alerts, campaigns, delivery
+from bot.broadcast import actions, alerts, campaigns
+from bot.broadcast import status as delivery_status
 
 bp = Blueprint("staff_api", __name__, url_prefix="/api")
 
@@ -20,7 +21,7 @@ def require_token():  # noqa: ANN201
     if not token:
         return jsonify({"message": "the staff API is off: set ADMIN_API_TOKEN"}), 503
     given = request.headers.get("Authorization", "")
-    if not (given.startswith("Bearer ") and hmac.compare_digest(given[7:].encode(), token.encode())):
+    if not (given.startswith("Bearer ") and hmac.compare_digest(given[7:].encode(), token.get_secret_value().encode())):
         return jsonify({"message": "missing or wrong bearer token"}), 401
     return None
 
@@ -34,7 +35,7 @@ def create_alert():  # noqa: ANN201
         return jsonify({"message": "send a JSON object"}), 400
     city = runtime.catalog.city(services.settings.city)
     try:
-        status = delivery.send_alert(runtime.redis.client, runtime.redis.url, city, data,
+        status = actions.send_alert(runtime.redis.client, runtime.redis.url, city, data,
                                      services.settings.alert_rate_per_second)
     except alerts.AlertError as exc:
         return jsonify({"message": str(exc)}), 400
@@ -45,7 +46,7 @@ def create_alert():  # noqa: ANN201
 @bp.get("/alerts/<alert_id>")
 def alert_status(alert_id: str):  # noqa: ANN201
     services = current_app.extensions["bot"]
-    status = alerts.alert_status(services.runtime.redis.client, alert_id, services.settings.alert_rate_per_second)
+    status = delivery_status.alert_status(services.runtime.redis.client, alert_id, services.settings.alert_rate_per_second)
     if status is None:
         return jsonify({"message": "no such alert"}), 404
     return jsonify(status.as_dict())
@@ -69,10 +70,14 @@ def create_campaign():  # noqa: ANN201
 @bp.post("/campaigns/<campaign_id>/send")
 def send_campaign(campaign_id: str):  # noqa: ANN201
     services = current_app.extensions["bot"]
-    if campaigns.load(services.runtime.redis.client, campaign_id) is None:
+    city = services.runtime.catalog.city(services.settings.city)
+    try:
+        held = actions.send_campaign(services.runtime.redis.client, services.runtime.redis.url, city, campaign_id)
+    except LookupError:
         return jsonify({"message": "no such campaign"}), 404
-    delivery.enqueue_campaign(services.runtime.redis.url, campaign_id)
-    return jsonify({"id": campaign_id, "state": "queued"}), 202
+    except campaigns.CampaignError as exc:
+        return jsonify({"message": str(exc)}), 409
+    return jsonify({"id": campaign_id, "state": "queued", "scheduled_for": held}), 202
 
 
 @bp.get("/campaigns/<campaign_id>/stats")
