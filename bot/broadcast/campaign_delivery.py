@@ -26,11 +26,12 @@ from collections import Counter
 import redis
 
 from bot.broadcast import campaigns
-from bot.broadcast.engine import RETRY_NAMESPACE, Audience, ChunkResult, Engine, send_with_retries
+from bot.broadcast.engine import RETRY_NAMESPACE, Audience, ChunkResult, Engine
 from bot.broadcast.keys import CAMPAIGNS_ACTIVE, campaign_key, sub_set_key
 from bot.broadcast.queue import schedule_insights
 from bot.line.api import LineApi
 from bot.line.bulk_push import BulkPusher, Push
+from bot.line.sending import send_with_retries
 from bot.settings import Settings
 
 # Stands in for a resident's link in a variant's message, built once per variant.

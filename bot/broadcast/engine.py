@@ -29,7 +29,7 @@ import os
 import threading
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -40,13 +40,12 @@ from redis.exceptions import LockError
 from bot.broadcast.keys import lease_key, sub_digest_key, sub_english_key
 from bot.broadcast.scripts import CLAIM, PREPARE, SCAN_COUNT
 from bot.core.clock import JST
-from bot.line.api import LineApi, SendResult
+from bot.line.api import LineApi
 from bot.line.ratelimit import RateLimiter
 from bot.settings import Settings
 
 log = logging.getLogger(__name__)
 CHUNK = 500
-MAX_ATTEMPTS = 8
 RETRY_NAMESPACE = uuid.UUID("6f1d3c8e-2b7a-4c55-9f0e-5d1c2a7b9e41")
 
 
@@ -94,25 +93,6 @@ class Kind(Protocol):
 
     def close(self) -> None:
         """Free what sending needed (a campaign's push threads)."""
-
-
-def send_with_retries(call: Callable[[], SendResult], limiter: RateLimiter) -> SendResult:
-    """One request, paced by the shared limiter, retried on 429 (rate) and 5xx/timeouts
-    with the same retry key (inside `call`); 409 means LINE accepted it already."""
-    result = SendResult(False, 0)
-    for attempt in range(1, MAX_ATTEMPTS + 1):
-        limiter.acquire()
-        result = call()
-        if result.ok or result.status == 409:
-            return SendResult(True, result.status, result.request_id, None, attempt)
-        if result.monthly_limit:
-            return result
-        if not (result.status == 0 or result.status >= 500 or result.status == 429):
-            return result
-        # LINE does not say how long to wait: back off exponentially, longer after a 429;
-        # the shared limiter already paces everyone, so the first waits can be short.
-        time.sleep(min(30.0, (0.5 if result.status == 429 else 0.1) * 2 ** (attempt - 1)))
-    return result
 
 
 class LeaseLost(Exception):

@@ -10,7 +10,6 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-Z95 = 1.959963984540054
 BASELINE_OPEN = 7373 / 21416   # 表７: 開封数 / 配信数 = 34.4%
 BASELINE_CLICK = 671 / 21416   # 表７: クリック数 / 配信数 = 3.1%
 
@@ -27,19 +26,20 @@ class Rate:
         return dict(self.__dict__)
 
 
-def wilson(hits: int, total: int, z: float = Z95) -> Rate:
-    """The rate and its Wilson score interval (good near 0% and with small totals)."""
+def wilson(hits: int, total: int) -> Rate:
+    """The rate and its 95% Wilson score interval (good near 0% and with small totals), by scipy."""
     if total <= 0:
         return Rate(hits, total, None, None, None)
     if not 0 <= hits <= total:
         raise ValueError(f"{hits} hits out of {total}")
-    p = hits / total
-    denom = 1 + z * z / total
-    centre = (p + z * z / (2 * total)) / denom
-    half = z * math.sqrt(p * (1 - p) / total + z * z / (4 * total * total)) / denom
-    low = 0.0 if hits == 0 else max(0.0, centre - half)  # exact at the edges, no float dust
-    high = 1.0 if hits == total else min(1.0, centre + half)
-    return Rate(hits, total, p, low, high)
+    # Imported here: scipy.stats takes a worker about 0.3 s and tens of MB to load, and only
+    # staff reports need it (workers import this module through campaigns).
+    from scipy.stats import binomtest
+
+    interval = binomtest(hits, total).proportion_ci(confidence_level=0.95, method="wilson")
+    low = 0.0 if hits == 0 else max(0.0, float(interval.low))  # exact at the edges, no float dust
+    high = 1.0 if hits == total else min(1.0, float(interval.high))
+    return Rate(hits, total, hits / total, low, high)
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,8 @@ from concurrent.futures import Future, ThreadPoolExecutor
 
 from linebot.v3.messaging import Message
 
-from bot.line.api import LineApi, SendResult
+from bot.line.api import LineApi
+from bot.line.sending import SendResult
 
 log = logging.getLogger(__name__)
 

@@ -14,7 +14,6 @@ import logging
 import time
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 from linebot.v3.messaging import (
     ApiClient,
@@ -29,10 +28,10 @@ from linebot.v3.messaging import (
 )
 from urllib3.exceptions import HTTPError
 
+from bot.line.sending import RetryPolicy, SendResult
 from bot.settings import Settings
 
 log = logging.getLogger(__name__)
-MONTHLY_LIMIT = "You have reached your monthly limit."
 
 
 class _Wire:
@@ -69,23 +68,6 @@ class WireMulticast(MulticastRequest):
         return wire
 
 
-@dataclass(frozen=True)
-class SendResult:
-    ok: bool
-    status: int  # HTTP status; 0 when no response (timeout, connection refused)
-    request_id: str | None = None
-    error: str | None = None
-    attempts: int = 1
-
-    @property
-    def invalid_reply_token(self) -> bool:
-        return self.status == 400 and (self.error or "").startswith("Invalid reply token")
-
-    @property
-    def monthly_limit(self) -> bool:
-        return self.status == 429 and self.error == MONTHLY_LIMIT
-
-
 class LineApi:
     def __init__(self, settings: Settings, *, retries: int = 3, backoff: float = 0.2) -> None:
         token = settings.line_channel_access_token
@@ -100,8 +82,7 @@ class LineApi:
         self.api = MessagingApi(self.client)
         self.blob = MessagingApiBlob(self.client)
         self.timeout = settings.line_timeout_seconds
-        self.retries = retries
-        self.backoff = backoff
+        self.policy = RetryPolicy(attempts=retries + 1, base=backoff, base_after_429=backoff)
 
     def close(self) -> None:
         self.client.close()
@@ -132,16 +113,14 @@ class LineApi:
             request, x_line_retry_key=retry_key, _request_timeout=self.timeout))
 
     def _retrying(self, name: str, call) -> SendResult:  # noqa: ANN001
+        """The webhook's own retries (no shared limiter: a push fallback is one message)."""
         result = SendResult(False, 0)
-        for attempt in range(1, self.retries + 2):
+        for attempt in range(1, self.policy.attempts + 1):
             result = self._call(name, call)
-            result = SendResult(result.ok or result.status == 409, result.status, result.request_id,
-                                result.error, attempt)
-            retryable = result.status == 0 or result.status >= 500 or (
-                result.status == 429 and not result.monthly_limit)
-            if result.ok or not retryable:
-                return result
-            time.sleep(self.backoff * 2 ** (attempt - 1))
+            verdict = self.policy.verdict(result)
+            if verdict != "retry":
+                return SendResult(verdict == "delivered", result.status, result.request_id, result.error, attempt)
+            time.sleep(self.policy.delay(result, attempt))
         return result
 
     def _call(self, name: str, call) -> SendResult:  # noqa: ANN001

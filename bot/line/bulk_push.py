@@ -6,10 +6,9 @@ client cost 1.3 ms of CPU per push here and its asyncio client 2.3 ms (its argum
 validation and models); aiohttp itself, on one event loop, costs about 0.6 ms. So this
 sends the very request the SDK would (docs/line-api.md: the push endpoint, bearer token,
 X-Line-Retry-Key, customAggregationUnits) with aiohttp, and keeps the SDK for everything
-else. The same rules as every other send (bot.broadcast.engine.send_with_retries):
-409 is delivered, 429 and 5xx and lost answers are retried with the same retry key,
-the monthly limit stops, and the shared Redis rate limiter paces every attempt (a whole
-chunk's slots are reserved in one call, then spaced by the limiter's interval).
+else. The same retry policy as every other send (bot.line.sending), and the shared Redis
+rate limiter paces every attempt (a whole chunk's slots are reserved in one call, then
+spaced by the limiter's interval).
 """
 
 from __future__ import annotations
@@ -23,12 +22,11 @@ from dataclasses import dataclass
 
 import aiohttp
 
-from bot.line.api import SendResult
 from bot.line.ratelimit import RateLimiter
+from bot.line.sending import BROADCAST, SendResult
 from bot.settings import Settings
 
 log = logging.getLogger(__name__)
-MAX_ATTEMPTS = 8
 
 
 @dataclass(frozen=True)
@@ -88,17 +86,18 @@ class BulkPusher:
         body = push.body()
         headers = {**self.headers, "X-Line-Retry-Key": push.retry_key}
         result = SendResult(False, 0)
-        for attempt in range(1, MAX_ATTEMPTS + 1):
+        for attempt in range(1, BROADCAST.attempts + 1):
             if stop is not None and stop.is_set():
                 return SendResult(False, 0, None, "stopped", attempt)
             if attempt > 1:  # a retry takes a slot of its own
                 await asyncio.sleep(await loop.run_in_executor(None, limiter.reserve, 1))
             result = await self._post(body, headers)
-            if result.ok or result.status == 409:
+            verdict = BROADCAST.verdict(result)
+            if verdict == "delivered":
                 return SendResult(True, result.status, result.request_id, None, attempt)
-            if result.monthly_limit or not (result.status == 0 or result.status >= 500 or result.status == 429):
+            if verdict == "stop":
                 return result
-            await asyncio.sleep(min(30.0, (0.5 if result.status == 429 else 0.1) * 2 ** (attempt - 1)))
+            await asyncio.sleep(BROADCAST.delay(result, attempt))
         return result
 
     async def _post(self, body: bytes, headers: dict[str, str]) -> SendResult:
