@@ -7,11 +7,11 @@ import datetime as dt
 import redis
 
 from bot.broadcast import alerts, campaigns
-from bot.broadcast.keys import campaign_key
 from bot.broadcast.queue import enqueue, enqueue_campaign
 from bot.broadcast.status import AlertStatus, alert_status
 from bot.content.loader import City
 from bot.core.clock import JST
+from bot.core.keys import campaign_key
 
 
 def send_alert(client: redis.Redis, redis_url: str, city: City, data: object,

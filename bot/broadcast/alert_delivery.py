@@ -10,10 +10,10 @@ import logging
 import redis
 
 from bot.broadcast.engine import Audience, ChunkResult, Engine
-from bot.broadcast.keys import ALERTS_ACTIVE, alert_key, sub_set_key
 from bot.broadcast.queue import schedule_digest
 from bot.broadcast.subscriptions import ALL_AREAS
 from bot.core.clock import JST
+from bot.core.keys import ALERTS_ACTIVE, alert_key, sub_set_key
 from bot.line.api import LineApi
 from bot.line.sending import send_with_retries
 from bot.settings import Settings

@@ -28,11 +28,11 @@ from pydantic import (
 )
 
 from bot.broadcast import digest
-from bot.broadcast.keys import ALERTS_ACTIVE, alert_key
 from bot.broadcast.subscriptions import ALL_AREAS, TOPICS
 from bot.content.loader import City
 from bot.content.schema import QuietHours
 from bot.core.clock import JST, next_at, within
+from bot.core.keys import ALERTS_ACTIVE, alert_key
 from bot.core.validation import first_error, neutral
 
 SENSITIVE_TOPICS = ("dv", "sexual_violence", "stalking", "victim", "victim_support", "child_abuse", "suicide")

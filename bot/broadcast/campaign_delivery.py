@@ -27,8 +27,8 @@ import redis
 
 from bot.broadcast import campaigns
 from bot.broadcast.engine import RETRY_NAMESPACE, Audience, ChunkResult, Engine
-from bot.broadcast.keys import CAMPAIGNS_ACTIVE, campaign_key, sub_set_key
 from bot.broadcast.queue import schedule_insights
+from bot.core.keys import CAMPAIGNS_ACTIVE, campaign_key, sub_set_key
 from bot.line.api import LineApi
 from bot.line.bulk_push import BulkPusher, Push
 from bot.line.sending import send_with_retries

@@ -35,6 +35,7 @@ from pydantic import (
 
 from bot.broadcast import stats
 from bot.broadcast.subscriptions import TOPICS
+from bot.core.keys import campaign_key, link_key
 from bot.core.postback import postback_data
 from bot.core.validation import first_error, neutral
 from bot.line.messages import QuickAction, quick_reply
@@ -113,14 +114,14 @@ def create_campaign(client: redis.Redis, city_id: str, city_areas: list[str], da
     if unknown:
         raise CampaignError(f"areas: unknown {unknown}")
     campaign_id = "c" + uuid.uuid4().hex[:8]
-    client.hset(f"campaign:{campaign_id}", mapping={
+    client.hset(campaign_key(campaign_id), mapping={
         "city": city_id, "city_areas": ",".join(city_areas), "spec": request.model_dump_json(),
         "created_at": f"{time.time():.3f}", "state": "draft"})
     return campaign_id
 
 
 def load(client: redis.Redis, campaign_id: str) -> CampaignRequest | None:
-    spec = client.hget(f"campaign:{campaign_id}", "spec")
+    spec = client.hget(campaign_key(campaign_id), "spec")
     return CampaignRequest.model_validate_json(spec) if spec else None
 
 
@@ -155,8 +156,8 @@ def store_links(client: redis.Redis, campaign_id: str, variants: dict[str, str],
     for the campaign and variant only)."""
     pipe = client.pipeline(transaction=False)
     for token, variant in variants.items():
-        pipe.hset(f"link:{token}", mapping={"c": campaign_id, "v": variant, "url": url})
-        pipe.expire(f"link:{token}", 180 * 24 * 3600)
+        pipe.hset(link_key(token), mapping={"c": campaign_id, "v": variant, "url": url})
+        pipe.expire(link_key(token), 180 * 24 * 3600)
     pipe.execute()
 
 
@@ -187,12 +188,12 @@ def record_click(client: redis.Redis, token: str) -> str | None:
     """The survey URL for a known token (counting the click), or None."""
     if not token or len(token) > 64:
         return None
-    link = client.hgetall(f"link:{token}")
+    link = client.hgetall(link_key(token))
     if not link:
         return None
     pipe = client.pipeline()
-    pipe.incr(f"campaign:{link['c']}:clicks:{link['v']}")
-    pipe.sadd(f"campaign:{link['c']}:clickers:{link['v']}", token)  # unique per recipient, no user id
+    pipe.incr(f"{campaign_key(link['c'])}:clicks:{link['v']}")
+    pipe.sadd(f"{campaign_key(link['c'])}:clickers:{link['v']}", token)  # unique per recipient, no user id
     pipe.execute()
     return link["url"]
 
@@ -207,7 +208,7 @@ def record_answer(client: redis.Redis, salt: str, user_id: str, campaign_id: str
         raise CampaignError("unknown option")
     who = hmac.new(salt.encode(), f"{campaign_id}:{user_id}".encode(), hashlib.sha256).hexdigest()[:24]
     variant = assign_variant(campaign_id, user_id, spec.variants).name
-    client.hset(f"campaign:{campaign_id}:answers:{question}", who, f"{variant}:{option}")
+    client.hset(f"{campaign_key(campaign_id)}:answers:{question}", who, f"{variant}:{option}")
     following = question + 1
     return (spec.survey.questions[following] if following < len(spec.survey.questions) else None), spec
 
@@ -228,7 +229,7 @@ def fetch_insights(client: redis.Redis, insight_api: Any, campaign_id: str, time
     spec = load(client, campaign_id)
     if spec is None:
         raise CampaignError("unknown campaign")
-    created = dt.datetime.fromtimestamp(float(client.hget(f"campaign:{campaign_id}", "created_at")), JST).date()
+    created = dt.datetime.fromtimestamp(float(client.hget(campaign_key(campaign_id), "created_at")), JST).date()
     today = dt.datetime.now(JST).date()
     end = min(today, created + dt.timedelta(days=30))  # LINE allows at most 30 days per request
     snapshot: dict[str, str] = {"fetched_at": f"{time.time():.3f}"}
@@ -240,7 +241,7 @@ def fetch_insights(client: redis.Redis, insight_api: Any, campaign_id: str, time
         for field, value in (("uniqueImpression", overview.unique_impression),
                              ("uniqueClick", overview.unique_click)):
             snapshot[f"{variant.name}:{field}"] = "null" if value is None else str(int(value))
-    client.hset(f"campaign:{campaign_id}:insight", mapping=snapshot)
+    client.hset(f"{campaign_key(campaign_id)}:insight", mapping=snapshot)
     return snapshot
 
 
@@ -249,7 +250,7 @@ def fetch_insights(client: redis.Redis, insight_api: Any, campaign_id: str, time
 
 def count_free_text(client: redis.Redis, campaign_id: str) -> None:
     """A free-text answer arrived: count it; its words are not kept anywhere."""
-    client.incr(f"campaign:{campaign_id}:free_text_answered")
+    client.incr(f"{campaign_key(campaign_id)}:free_text_answered")
 
 
 def campaign_stats(client: redis.Redis, campaign_id: str) -> dict[str, Any] | None:
@@ -257,17 +258,17 @@ def campaign_stats(client: redis.Redis, campaign_id: str) -> dict[str, Any] | No
     if spec is None:
         return None
     variants = [v.name for v in spec.variants]
-    answers = [client.hvals(f"campaign:{campaign_id}:answers:{q}") for q in range(len(spec.survey.questions))]
-    meta = client.hmget(f"campaign:{campaign_id}", "state", "mode", "recipients")
+    answers = [client.hvals(f"{campaign_key(campaign_id)}:answers:{q}") for q in range(len(spec.survey.questions))]
+    meta = client.hmget(campaign_key(campaign_id), "state", "mode", "recipients")
     out: dict[str, Any] = {"id": campaign_id, "name": spec.name, "state": meta[0], "mode": meta[1],
                            "recipients": int(meta[2]) if meta[2] else None, "variants": {}, "baseline": {
         "open_rate": round(stats.BASELINE_OPEN, 4), "click_rate": round(stats.BASELINE_CLICK, 4)}}
     rates: dict[str, dict[str, stats.Rate]] = {}
     for name in variants:
-        delivered = int(client.get(f"campaign:{campaign_id}:delivered:{name}") or 0)
-        unique_clicks = client.scard(f"campaign:{campaign_id}:clickers:{name}")
-        clicks = int(client.get(f"campaign:{campaign_id}:clicks:{name}") or 0)
-        insight = client.hmget(f"campaign:{campaign_id}:insight", f"{name}:uniqueImpression", f"{name}:uniqueClick")
+        delivered = int(client.get(f"{campaign_key(campaign_id)}:delivered:{name}") or 0)
+        unique_clicks = client.scard(f"{campaign_key(campaign_id)}:clickers:{name}")
+        clicks = int(client.get(f"{campaign_key(campaign_id)}:clicks:{name}") or 0)
+        insight = client.hmget(f"{campaign_key(campaign_id)}:insight", f"{name}:uniqueImpression", f"{name}:uniqueClick")
         # LINE withholds values under 20 (null): "not yet known", never 0
         opens, line_clicks = (None if raw in (None, "", "null") else int(raw) for raw in insight)
         responders = {q: sum(1 for a in qa if a.startswith(f"{name}:")) for q, qa in enumerate(answers)}
@@ -287,7 +288,7 @@ def campaign_stats(client: redis.Redis, campaign_id: str) -> dict[str, Any] | No
                         for q, qa in zip(spec.survey.questions, answers)],
         }
     if spec.survey.free_text:
-        out["free_text_answered"] = int(client.get(f"campaign:{campaign_id}:free_text_answered") or 0)
+        out["free_text_answered"] = int(client.get(f"{campaign_key(campaign_id)}:free_text_answered") or 0)
     if len(variants) >= 2:
         a, b = variants[0], variants[1]
         out["comparison"] = {

@@ -26,12 +26,12 @@ from typing import TYPE_CHECKING
 import redis
 
 from bot.broadcast.alert_delivery import AlertDelivery
-from bot.broadcast.keys import ALERTS_ACTIVE, alert_key, digest_key
 from bot.broadcast.queue import queue_job
 from bot.broadcast.scripts import REGISTER
 from bot.broadcast.subscriptions import Subscriptions
 from bot.content.schema import Digest, Text
 from bot.core.clock import JST, next_at
+from bot.core.keys import ALERTS_ACTIVE, alert_key, digest_key
 
 if TYPE_CHECKING:
     from bot.line.api import LineApi

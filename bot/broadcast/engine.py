@@ -37,9 +37,9 @@ from typing import Protocol
 import redis
 from redis.exceptions import LockError
 
-from bot.broadcast.keys import lease_key, sub_digest_key, sub_english_key
 from bot.broadcast.scripts import CLAIM, PREPARE, SCAN_COUNT
 from bot.core.clock import JST
+from bot.core.keys import daily_cap_key, lease_key, sub_digest_key, sub_english_key
 from bot.line.api import LineApi
 from bot.line.ratelimit import RateLimiter
 from bot.settings import Settings
@@ -282,7 +282,7 @@ class Engine:
         # The first time: the cap applied and who receives it stored with its retry key;
         # on a resend, exactly what was stored. One round trip either way.
         prepared = self._prepare_script(
-            keys=[chunks, f"{key}:chunk:{chunk}", f"{key}:sendto:{chunk}", key, f"alertcap:{today}"],
+            keys=[chunks, f"{key}:chunk:{chunk}", f"{key}:sendto:{chunk}", key, daily_cap_key(today)],
             args=[chunk, item_id, self.cap if capped else 0, 2 * 24 * 3600, retry_key, f"{time.time():.3f}"])
         if not prepared:
             return "skip"

@@ -14,8 +14,8 @@ from bot.broadcast import campaigns
 from bot.broadcast.alert_delivery import AlertDelivery
 from bot.broadcast.campaign_delivery import CampaignDelivery
 from bot.broadcast.digest import DigestDelivery
-from bot.broadcast.keys import ALERTS_ACTIVE, CAMPAIGNS_ACTIVE, alert_key, campaign_key, lease_key
 from bot.broadcast.queue import enqueue, enqueue_campaign, schedule_insights
+from bot.core.keys import ALERTS_ACTIVE, CAMPAIGNS_ACTIVE, alert_key, campaign_key, lease_key
 from bot.core.redis_conn import connect
 from bot.line.api import LineApi
 from bot.settings import Settings

@@ -9,8 +9,8 @@ import time
 import redis
 from rq import Queue
 
-from bot.broadcast.keys import CAMPAIGNS_ACTIVE, alert_key, digest_key
 from bot.core.clock import JST
+from bot.core.keys import CAMPAIGNS_ACTIVE, alert_key, digest_key
 
 QUEUE = "alerts"
 JOBS = "bot.broadcast.jobs"

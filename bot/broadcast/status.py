@@ -10,8 +10,8 @@ from typing import Any
 
 import redis
 
-from bot.broadcast.keys import alert_key, digest_key, lease_key
 from bot.core.clock import JST
+from bot.core.keys import alert_key, digest_key, lease_key
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import redis
 
-from bot.broadcast.keys import sub_digest_key, sub_english_key, sub_set_key, sub_user_key
+from bot.core.keys import sub_digest_key, sub_english_key, sub_set_key, sub_user_key
 
 TOPICS = ("fraud", "suspicious", "missing", "emergency", "safety")
 ALL_AREAS = "all"
@@ -117,6 +117,6 @@ class Subscriptions:
         for area in old.areas:
             pipe.srem(sub_set_key(self.city, "area", area), user_id)
         for topic in old.topics:
-            pipe.srem(f"sub:{self.city}:topic:{topic}", user_id)
+            pipe.srem(sub_set_key(self.city, "topic", topic), user_id)
         pipe.delete(self._user(user_id))
         pipe.execute()

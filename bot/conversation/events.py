@@ -29,6 +29,7 @@ from bot.conversation.dialogue import Dialogue
 from bot.conversation.outbox import Outbox
 from bot.conversation.state import ConversationStore
 from bot.conversation.turn import PostbackInput, TextInput, Turn
+from bot.core.keys import webhook_event_key
 
 log = logging.getLogger(__name__)
 DEDUPE_TTL_SECONDS = 48 * 3600  # LINE asks for at least 24 h
@@ -111,7 +112,7 @@ class EventHandler:
 
     def _first_delivery(self, event_id: str) -> bool:
         try:
-            return bool(self.redis.set(f"webhook:{event_id}", 1, nx=True, ex=DEDUPE_TTL_SECONDS))
+            return bool(self.redis.set(webhook_event_key(event_id), 1, nx=True, ex=DEDUPE_TTL_SECONDS))
         except redis.RedisError:
             # Without Redis we cannot deduplicate; answering twice beats not answering.
             return True

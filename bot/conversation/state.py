@@ -22,12 +22,16 @@ from dataclasses import dataclass
 
 import redis
 
+from bot.core.clock import JST
+from bot.core.keys import conversation_key, intent_count_key, message_key, preference_key
+
 log = logging.getLogger(__name__)
 STATS_TTL_SECONDS = 400 * 24 * 3600
 
 
 def _stats_key(intent: str, today: dt.date | None = None) -> str:
-    return f"stats:intent:{intent}:{(today or dt.date.today()).isoformat()}"
+    # the day in Japan, like everything else the bot counts (not the server's clock zone)
+    return intent_count_key(intent, (today or dt.datetime.now(JST).date()).isoformat())
 
 
 @dataclass(frozen=True)
@@ -59,7 +63,7 @@ class ConversationStore:
 
     def _key(self, kind: str, user_id: str) -> str:
         digest = hmac.new(self.salt, user_id.encode(), hashlib.sha256).hexdigest()[:32]
-        return f"{kind}:{digest}"
+        return conversation_key(digest) if kind == "conv" else preference_key(digest)
 
     def _safe(self, what: str, fn, default):  # noqa: ANN001 - small internal helper
         try:
@@ -155,7 +159,7 @@ class ConversationStore:
     def forget_message(self, message_id: str) -> None:
         """LINE `unsend`: delete anything stored about that message. Nothing is keyed by
         message id today; this keeps the promise if anything ever is."""
-        self._safe("forget_message", lambda: self.client.delete(f"msg:{message_id}"), None)
+        self._safe("forget_message", lambda: self.client.delete(message_key(message_id)), None)
 
     def set_lang(self, user_id: str, lang: str) -> None:
         self._safe("set_lang", lambda: self.client.hset(self._key("pref", user_id), "lang", lang), None)

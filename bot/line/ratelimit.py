@@ -12,6 +12,8 @@ import time
 
 import redis
 
+from bot.core.keys import rate_limit_key
+
 # Reservation: every caller gets the next free slot and the time to wait for it, so
 # waiting callers never race each other for the same slot (and never waste one).
 # KEYS[1] = key; ARGV = now_ms, interval_ms, burst_ms. Returns whole ms to wait (>= 0).
@@ -31,7 +33,7 @@ return math.ceil(wait)
 class RateLimiter:
     def __init__(self, client: redis.Redis, name: str, per_second: float, burst: int = 1) -> None:
         self.client = client
-        self.key = f"ratelimit:{name}"
+        self.key = rate_limit_key(name)
         self.interval_ms = 1000.0 / per_second
         # Up to `burst` requests may go back to back; the average never exceeds the rate.
         self.burst_ms = self.interval_ms * max(0, burst - 1)
