@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 import redis
+from flask import Flask
+from flask.testing import FlaskClient
 
 from bot.broadcast.subscriptions import Subscriptions
 from bot.content.loader import Catalog, load_catalog
@@ -18,7 +20,8 @@ from bot.core.redis_conn import start_embedded
 from bot.runtime import Runtime, build
 from bot.settings import REPO_ROOT, Settings
 from bot.understanding.matcher import Matcher
-from tests.line_helpers import ADMIN, SECRET, TOKEN, FakeLineServer
+from bot.web.app import create_app
+from tests.line_helpers import ADMIN, OLD_SECRET, SECRET, TOKEN, FakeLineServer, LineUser
 
 
 @pytest.fixture(scope="session")
@@ -96,3 +99,35 @@ def city(catalog: Catalog):  # noqa: ANN201
 @pytest.fixture
 def subs(redis_client: redis.Redis) -> Subscriptions:
     return Subscriptions(redis_client, "kumamoto")
+
+
+@pytest.fixture
+def app_settings(alert_settings: Settings) -> Settings:
+    """The settings the `app` fixture runs with: the LINE channel on the fake LINE API (with a
+    previous secret, as while rotating) and the staff API on. Override it in a test module
+    that needs other settings."""
+    return alert_settings.with_(line_channel_secret_previous=OLD_SECRET)
+
+
+@pytest.fixture
+def app(app_settings: Settings, redis_client: redis.Redis, catalog: Catalog,
+        shared_matcher: Matcher) -> Iterator[Flask]:
+    """The bot's Flask app on the shared catalog and matcher; replies are sent before a
+    webhook request returns, so a test reads them from the fake LINE API right after."""
+    app = create_app(app_settings, runtime=build(app_settings, catalog=catalog, matcher=shared_matcher),
+                     synchronous_sends=True)
+    yield app
+    app.extensions["bot"].close()
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    return app.test_client()
+
+
+@pytest.fixture
+def line_user(client: FlaskClient, line: FakeLineServer):  # noqa: ANN201
+    """`line_user(user_id)`: a LineUser posting signed text, postback and follow events to `client`."""
+    def make(user_id: str) -> LineUser:
+        return LineUser(client, line, user_id)
+    return make

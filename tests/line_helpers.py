@@ -1,10 +1,8 @@
-"""Builders for LINE-shaped webhook bodies and a running fake LINE API server."""
+"""Builders for LINE-shaped webhook bodies, a resident posting signed events, and a running
+fake LINE API server."""
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
 import itertools
 import json
 import threading
@@ -13,6 +11,7 @@ from typing import Any
 
 from werkzeug.serving import make_server
 
+from bot.line import signature
 from bot.line.fake import FakeLine, create_fake_line_app
 
 SECRET = "test-channel-secret"
@@ -28,7 +27,7 @@ def user(n: int) -> str:
 
 
 def sign(body: bytes, secret: str = SECRET) -> str:
-    return base64.b64encode(hmac.new(secret.encode(), body, hashlib.sha256).digest()).decode()
+    return signature.sign(body, secret)
 
 
 def event(kind: str, user_id: str, *, reply_token: str | None = None, mode: str = "active",
@@ -68,6 +67,41 @@ class FakeLineServer:
     def close(self) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+class LineUser:
+    """One resident talking to the bot as LINE would carry it: each event gets a reply token
+    issued by the fake LINE API, is signed with the channel secret and posted to /callback.
+    Each call checks the webhook answered 200 and returns the messages the fake LINE API
+    received for this resident meanwhile (the reply, or the push that stood in for it)."""
+
+    def __init__(self, client, line: FakeLineServer, user_id: str, secret: str = SECRET) -> None:  # noqa: ANN001
+        self.client = client
+        self.line = line
+        self.user_id = user_id
+        self.secret = secret
+
+    def text(self, text: str, **kw: Any) -> list[dict[str, Any]]:
+        return self.post(text_event(self.user_id, text, self._token(), **kw))
+
+    def postback(self, data: str, **kw: Any) -> list[dict[str, Any]]:
+        return self.post(event("postback", self.user_id, reply_token=self._token(), postback={"data": data}, **kw))
+
+    def follow(self, *, unblocked: bool = False, **kw: Any) -> list[dict[str, Any]]:
+        return self.post(event("follow", self.user_id, reply_token=self._token(),
+                               follow={"isUnblocked": unblocked}, **kw))
+
+    def post(self, ev: dict[str, Any]) -> list[dict[str, Any]]:
+        seen = self.line.fake.messages_for(self.user_id)
+        after = seen[-1][0] if seen else 0
+        raw = body_of(ev)
+        response = self.client.post("/callback", data=raw, headers={
+            "X-Line-Signature": sign(raw, self.secret), "Content-Type": "application/json"})
+        assert response.status_code == 200, (response.status_code, response.get_data(as_text=True))
+        return [m for _, m in self.line.fake.messages_for(self.user_id, after)]
+
+    def _token(self) -> str:
+        return self.line.fake.issue_reply_token(self.user_id)
 
 
 def run_with_line(runner, client, settings, item):  # noqa: ANN001, ANN201

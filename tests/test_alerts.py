@@ -33,11 +33,8 @@ from tests.line_helpers import (
     ADMIN,
     SECRET,
     TOKEN,
-    body_of,
-    event,
     residents_kept,
     run_with_line,
-    sign,
     user,
 )
 
@@ -94,16 +91,10 @@ def test_the_alert_card_follows_the_police_pattern(redis_client, alert_settings,
     assert button["uri"] == "tel:0963812567"  # the city's desk for fraud: the police fraud hotline
 
 
-def test_subscribing_by_chat_then_receiving(redis_client, alert_settings, city, line, catalog, shared_matcher):
-    app = create_app(alert_settings, runtime=build(alert_settings, catalog=catalog, matcher=shared_matcher),
-                     synchronous_sends=True)
-    client = app.test_client()
+def test_subscribing_by_chat_then_receiving(redis_client, alert_settings, city, line, line_user):
     resident = user(77)
     for data in (postback_data("area", a="kita"), postback_data("topic", t="suspicious")):
-        raw = body_of(event("postback", resident, reply_token=line.fake.issue_reply_token(resident),
-                            postback={"data": data}))
-        assert client.post("/callback", data=raw, headers={"X-Line-Signature": sign(raw)}).status_code == 200
-    app.extensions["bot"].close()
+        line_user(resident).postback(data)
     alert_id = alerts.create_alert(redis_client, city, fraud_alert(topic="suspicious", areas=["kita"],
                                                                      title="下校中の声かけに注意"))
     deliver(redis_client, alert_settings, alert_id)
@@ -111,10 +102,7 @@ def test_subscribing_by_chat_then_receiving(redis_client, alert_settings, city, 
 
 
 def test_residents_who_set_up_alerts_in_english_get_the_english_version(
-        redis_client, alert_settings, city, line, catalog, shared_matcher):
-    app = create_app(alert_settings, runtime=build(alert_settings, catalog=catalog, matcher=shared_matcher),
-                     synchronous_sends=True)
-    client = app.test_client()
+        redis_client, alert_settings, city, line, line_user):
     english, japanese = user(81), user(82)
     taps = {english: [postback_data("lang", l="en"), postback_data("area", a="chuo"),
                       postback_data("topic", t="fraud")],
@@ -122,10 +110,7 @@ def test_residents_who_set_up_alerts_in_english_get_the_english_version(
                        postback_data("topic", t="fraud")]}
     for resident, datas in taps.items():
         for data in datas:
-            raw = body_of(event("postback", resident, reply_token=line.fake.issue_reply_token(resident),
-                                postback={"data": data}))
-            assert client.post("/callback", data=raw, headers={"X-Line-Signature": sign(raw)}).status_code == 200
-    app.extensions["bot"].close()
+            line_user(resident).postback(data)
 
     def cards():
         out = {}
@@ -159,27 +144,15 @@ def test_residents_who_set_up_alerts_in_english_get_the_english_version(
     assert not redis_client.sismember("sub:kumamoto:lang:en", english)
 
 
-def test_asking_about_alerts_by_text_shows_a_subscriber_their_choice(alert_settings, line, catalog, shared_matcher):
-    app = create_app(alert_settings, runtime=build(alert_settings, catalog=catalog, matcher=shared_matcher),
-                     synchronous_sends=True)
-    client = app.test_client()
-    resident = user(78)
-
-    def say(kind, **fields):
-        raw = body_of(event(kind, resident, reply_token=line.fake.issue_reply_token(resident), **fields))
-        assert client.post("/callback", data=raw, headers={"X-Line-Signature": sign(raw)}).status_code == 200
-        return json.dumps([m for _, m in line.fake.messages_for(resident)][-1], ensure_ascii=False)
-
-    try:
-        before = say("message", message={"type": "text", "id": "1", "text": "設定を見る", "quoteToken": "q"})
-        assert "防犯のお知らせを受け取れます" in before  # not subscribed yet: what alerts are
-        say("postback", postback={"data": postback_data("area", a="higashi")})
-        say("postback", postback={"data": postback_data("topic", t="missing")})
-        for text in ("設定を見る", "今どの情報を受け取る設定になってる？"):
-            after = say("message", message={"type": "text", "id": "2", "text": text, "quoteToken": "q"})
-            assert "東区" in after and "行方不明" in after and "act=areas" in after, after
-    finally:
-        app.extensions["bot"].close()
+def test_asking_about_alerts_by_text_shows_a_subscriber_their_choice(line_user):
+    resident = line_user(user(78))
+    before = json.dumps(resident.text("設定を見る")[-1], ensure_ascii=False)
+    assert "防犯のお知らせを受け取れます" in before  # not subscribed yet: what alerts are
+    resident.postback(postback_data("area", a="higashi"))
+    resident.postback(postback_data("topic", t="missing"))
+    for text in ("設定を見る", "今どの情報を受け取る設定になってる？"):
+        after = json.dumps(resident.text(text)[-1], ensure_ascii=False)
+        assert "東区" in after and "行方不明" in after and "act=areas" in after, after
 
 
 def test_daily_cap_holds_back_the_fourth_alert_but_never_an_emergency(redis_client, alert_settings, city, subs, line):
@@ -298,6 +271,8 @@ def worker_env(alert_settings, **extra):
     return env
 
 
+@pytest.mark.subprocess
+@pytest.mark.slow
 def test_worker_killed_mid_job_and_restarted_misses_no_one_and_doubles_no_one(
         redis_client, alert_settings, city, subs, line):
     people = [user(5000 + n) for n in range(4321)]  # 9 chunks
@@ -336,33 +311,28 @@ def test_worker_killed_mid_job_and_restarted_misses_no_one_and_doubles_no_one(
 # ------------------------------------------------------------- staff API and CLI
 
 
-def test_staff_api_creates_queues_and_reports(alert_settings, redis_client, catalog, shared_matcher):
-    app = create_app(alert_settings, runtime=build(alert_settings, catalog=catalog, matcher=shared_matcher))
-    client = app.test_client()
-    try:
-        assert client.post("/api/alerts", json=fraud_alert()).status_code == 401
-        assert client.post("/api/alerts", json=fraud_alert(),
-                           headers={"Authorization": "Bearer nope"}).status_code == 401
-        auth = {"Authorization": f"Bearer {ADMIN}"}
-        refused = client.post("/api/alerts", json=fraud_alert(topic="dv"), headers=auth)
-        assert refused.status_code == 400 and "never pushed" in refused.json["message"]
-        bad_area = client.post("/api/alerts", json=fraud_alert(areas=["mars"]), headers=auth)
-        assert bad_area.status_code == 400 and "areas" in bad_area.json["message"]
-        # staff may override quiet hours; an emergency never waits for them
-        created = client.post("/api/alerts", json=fraud_alert(send_now=True), headers=auth)
-        assert created.status_code == 202 and created.json["scheduled_for"] is None
-        alert_id = created.json["id"]
-        urgent = client.post("/api/alerts", json=fraud_alert(topic="emergency", title="緊急治安情報"), headers=auth)
-        assert urgent.status_code == 202 and urgent.json["scheduled_for"] is None
-        assert Queue(queue.QUEUE, connection=queue.rq_connection(alert_settings.redis_url)).count == 2
-        status = client.get(f"/api/alerts/{alert_id}", headers=auth)
-        assert status.status_code == 200 and status.json["state"] == "queued"
-        assert "「警察官」を名乗る電話に注意" in status.get_data(as_text=True)  # readable, not \u escapes
-        assert set(status.json) >= {"recipients", "sent", "failed", "chunks_total", "chunks_done", "eta_seconds",
-                                    "stalled"}
-        assert client.get("/api/alerts/nope", headers=auth).status_code == 404
-    finally:
-        app.extensions["bot"].close()
+def test_staff_api_creates_queues_and_reports(alert_settings, redis_client, client):
+    assert client.post("/api/alerts", json=fraud_alert()).status_code == 401
+    assert client.post("/api/alerts", json=fraud_alert(),
+                       headers={"Authorization": "Bearer nope"}).status_code == 401
+    auth = {"Authorization": f"Bearer {ADMIN}"}
+    refused = client.post("/api/alerts", json=fraud_alert(topic="dv"), headers=auth)
+    assert refused.status_code == 400 and "never pushed" in refused.json["message"]
+    bad_area = client.post("/api/alerts", json=fraud_alert(areas=["mars"]), headers=auth)
+    assert bad_area.status_code == 400 and "areas" in bad_area.json["message"]
+    # staff may override quiet hours; an emergency never waits for them
+    created = client.post("/api/alerts", json=fraud_alert(send_now=True), headers=auth)
+    assert created.status_code == 202 and created.json["scheduled_for"] is None
+    alert_id = created.json["id"]
+    urgent = client.post("/api/alerts", json=fraud_alert(topic="emergency", title="緊急治安情報"), headers=auth)
+    assert urgent.status_code == 202 and urgent.json["scheduled_for"] is None
+    assert Queue(queue.QUEUE, connection=queue.rq_connection(alert_settings.redis_url)).count == 2
+    status = client.get(f"/api/alerts/{alert_id}", headers=auth)
+    assert status.status_code == 200 and status.json["state"] == "queued"
+    assert "「警察官」を名乗る電話に注意" in status.get_data(as_text=True)  # readable, not \u escapes
+    assert set(status.json) >= {"recipients", "sent", "failed", "chunks_total", "chunks_done", "eta_seconds",
+                                "stalled"}
+    assert client.get("/api/alerts/nope", headers=auth).status_code == 404
 
 
 def test_staff_api_is_off_without_a_token(settings, redis_client, catalog, shared_matcher):

@@ -21,9 +21,7 @@ from bot.content.loader import load_catalog
 from bot.core.clock import JST
 from bot.core.postback import postback_data
 from bot.line.api import LineApi
-from bot.runtime import build
 from bot.settings import REPO_ROOT
-from bot.web.app import create_app
 from tests.line_helpers import SECRET, TOKEN, body_of, event, residents_kept, sign, user
 
 ADMIN = "staff-token"
@@ -45,13 +43,16 @@ SPEC = {
 
 
 @pytest.fixture
-def setup(settings, line, redis_client, catalog, shared_matcher):
-    s = settings.with_(line_channel_secret=SECRET, line_channel_access_token=TOKEN, line_api_base_url=line.url,
-                       admin_api_token=ADMIN, alert_rate_per_second=2000.0, public_url="https://bot.example.jp",
-                       alert_send_concurrency=4)  # several pushes in flight; the fake shares this process
-    app = create_app(s, runtime=build(s, catalog=catalog, matcher=shared_matcher), synchronous_sends=True)
-    yield s, app, app.test_client()
-    app.extensions["bot"].close()
+def app_settings(settings, line):
+    """Overrides conftest's: the `app` and `client` fixtures run with these settings here."""
+    return settings.with_(line_channel_secret=SECRET, line_channel_access_token=TOKEN, line_api_base_url=line.url,
+                          admin_api_token=ADMIN, alert_rate_per_second=2000.0, public_url="https://bot.example.jp",
+                          alert_send_concurrency=4)  # several pushes in flight; the fake shares this process
+
+
+@pytest.fixture
+def setup(app_settings, app, client):
+    return app_settings, app, client
 
 
 NOON = dt.datetime(2026, 12, 7, 12, 0, tzinfo=JST)  # outside the city's quiet hours
@@ -77,7 +78,7 @@ def subscribe(redis_client, people, area="chuo", topic="safety"):
     pipe.execute()
 
 
-def test_campaign_end_to_end_with_exact_stats(setup, line, redis_client, caplog):
+def test_campaign_end_to_end_with_exact_stats(setup, line, line_user, redis_client, caplog):
     settings, app, client = setup
     auth = {"Authorization": f"Bearer {ADMIN}"}
     people = [user(20000 + n) for n in range(2345)]
@@ -117,15 +118,11 @@ def test_campaign_end_to_end_with_exact_stats(setup, line, redis_client, caplog)
             assert response.status_code == 302 and response.headers["Location"] == SURVEY
 
     # in-chat answers: 100 A-recipients answer q0 (60 know, 40 don't); 10 of them change their mind
-    def tap(p, data):
-        raw = body_of(event("postback", p, reply_token=line.fake.issue_reply_token(p), postback={"data": data}))
-        assert client.post("/callback", data=raw, headers={"X-Line-Signature": sign(raw)}).status_code == 200
-
     answerers = [p for p in people if variant_of[p] == "A"][-100:]
     for n, p in enumerate(answerers):
-        tap(p, postback_data("answer", c=campaign_id, q="0", o="0" if n < 60 else "1"))
+        line_user(p).postback(postback_data("answer", c=campaign_id, q="0", o="0" if n < 60 else "1"))
     for p in answerers[:10]:
-        tap(p, postback_data("answer", c=campaign_id, q="0", o="1"))
+        line_user(p).postback(postback_data("answer", c=campaign_id, q="0", o="1"))
     second_question = line.fake.messages_for(answerers[0])[-1][1]
     assert "どこで知りましたか" in second_question["text"]
 
@@ -318,6 +315,8 @@ def test_residents_joining_and_leaving_mid_campaign_are_never_messaged_twice(set
     assert set(stayers) <= set(received) <= set(stayers + leavers)
 
 
+@pytest.mark.subprocess
+@pytest.mark.slow
 def test_campaign_worker_killed_mid_job_and_restarted_misses_no_one_and_doubles_no_one(
         setup, line, redis_client):
     settings, _, _ = setup

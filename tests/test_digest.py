@@ -17,9 +17,7 @@ from bot.broadcast.alert_delivery import AlertDelivery
 from bot.broadcast.digest import DigestDelivery
 from bot.cli import main
 from bot.core.postback import postback_data
-from bot.runtime import build
-from bot.web.app import create_app
-from tests.line_helpers import SECRET, TOKEN, body_of, event, residents_kept, sign, user
+from tests.line_helpers import SECRET, TOKEN, residents_kept, user
 from tests.line_helpers import run_with_line as run
 
 
@@ -40,33 +38,22 @@ def inbox(line):
     return out
 
 
-def test_choosing_the_digest_in_the_settings(alert_settings, line, catalog, shared_matcher, subs):
-    app = create_app(alert_settings, runtime=build(alert_settings, catalog=catalog, matcher=shared_matcher),
-                     synchronous_sends=True)
-    client = app.test_client()
+def test_choosing_the_digest_in_the_settings(line_user, subs):
     resident = user(300)
-
-    def tap(data):
-        raw = body_of(event("postback", resident, reply_token=line.fake.issue_reply_token(resident),
-                            postback={"data": data}))
-        assert client.post("/callback", data=raw, headers={"X-Line-Signature": sign(raw)}).status_code == 200
-        return json.dumps([m for _, m in line.fake.messages_for(resident)][-1], ensure_ascii=False)
-
-    try:
-        tap(postback_data("area", a="chuo"))
-        shown = tap(postback_data("done"))
-        assert "受け取り方: 届いたらすぐ" in shown and "act=mode&m=digest" in shown
-        shown = tap(postback_data("mode", m="digest"))
-        assert subs.wants_digest(resident)
-        assert "1日1回まとめて (18:00)" in shown and "すぐに届きます" in shown and "act=mode&m=now" in shown
-        tap(postback_data("mode", m="now"))
-        assert not subs.wants_digest(resident)
-        assert "どんなことでお困りですか" in tap("act=mode&m=sometimes")  # a malformed choice gets the menu
-        tap(postback_data("mode", m="digest"))
-        tap(postback_data("stop"))  # stopping alerts forgets the choice too
-        assert not subs.wants_digest(resident)
-    finally:
-        app.extensions["bot"].close()
+    chat = line_user(resident)
+    chat.postback(postback_data("area", a="chuo"))
+    shown = json.dumps(chat.postback(postback_data("done"))[-1], ensure_ascii=False)
+    assert "受け取り方: 届いたらすぐ" in shown and "act=mode&m=digest" in shown
+    shown = json.dumps(chat.postback(postback_data("mode", m="digest"))[-1], ensure_ascii=False)
+    assert subs.wants_digest(resident)
+    assert "1日1回まとめて (18:00)" in shown and "すぐに届きます" in shown and "act=mode&m=now" in shown
+    chat.postback(postback_data("mode", m="now"))
+    assert not subs.wants_digest(resident)
+    # a malformed choice gets the menu
+    assert "どんなことでお困りですか" in json.dumps(chat.postback("act=mode&m=sometimes")[-1], ensure_ascii=False)
+    chat.postback(postback_data("mode", m="digest"))
+    chat.postback(postback_data("stop"))  # stopping alerts forgets the choice too
+    assert not subs.wants_digest(resident)
 
 
 def test_digest_residents_get_one_carousel_a_day_and_emergencies_at_once(

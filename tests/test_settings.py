@@ -151,6 +151,7 @@ def test_a_bad_value_is_described_in_one_line(clean_env):
     assert "\n" not in line
 
 
+@pytest.mark.subprocess
 @pytest.mark.parametrize("variable, value", [("PORT", "abc"), ("ALERT_RATE_PER_SECOND", "-5")])
 def test_serve_refuses_a_bad_value_with_one_line(tmp_path, variable, value):
     env = {k: v for k, v in os.environ.items() if k not in VARIABLES}

@@ -20,6 +20,9 @@ from playwright.sync_api import expect, sync_playwright
 
 from bot.settings import REPO_ROOT
 
+# Chromium against `python -m bot serve` in another process: out of the quick loop on both counts.
+pytestmark = [pytest.mark.browser, pytest.mark.subprocess]
+
 ARTIFACTS = REPO_ROOT / "test-artifacts"
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import pytest
 import redis
 
 from bot.core.redis_conn import start_embedded
@@ -62,6 +63,7 @@ def client(url: str) -> redis.Redis:
     return redis.Redis.from_url(url, decode_responses=True, socket_timeout=5, socket_connect_timeout=5)
 
 
+@pytest.mark.subprocess
 def test_commands_started_at_once_share_one_server(tmp_path):
     with holders(tmp_path, count=3) as started:
         assert sorted(role for _, role, _ in started) == ["guest", "guest", "owner"]
@@ -69,6 +71,7 @@ def test_commands_started_at_once_share_one_server(tmp_path):
         assert client(started[0][2]).ping()
 
 
+@pytest.mark.subprocess
 def test_a_server_outliving_its_killed_starter_is_taken_over(tmp_path):
     with holders(tmp_path) as [(proc, role, url)]:
         assert role == "owner"

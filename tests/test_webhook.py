@@ -30,16 +30,7 @@ def make_app(settings, line, catalog, matcher, **over):
 
 
 @pytest.fixture
-def app(settings, line, redis_client, catalog, shared_matcher):
-    app = make_app(settings, line, catalog, shared_matcher)
-    yield app
-    app.extensions["bot"].close()
-
-
-@pytest.fixture
-def post(app):
-    client = app.test_client()
-
+def post(client):
     def post(*events, body=None, signature=None, secret=SECRET):
         raw = body if body is not None else body_of(*events)
         headers = {"Content-Type": "application/json"}
@@ -96,9 +87,9 @@ def test_malformed_json_is_400(post):
     assert post(body=b'{"events": {}}').status_code == 400
 
 
-def test_body_over_one_mebibyte_is_413(app):
+def test_body_over_one_mebibyte_is_413(client):
     raw = b'{"events": [], "pad": "' + b"x" * (1024 * 1024) + b'"}'
-    response = app.test_client().post("/callback", data=raw, headers={"X-Line-Signature": sign(raw)})
+    response = client.post("/callback", data=raw, headers={"X-Line-Signature": sign(raw)})
     assert response.status_code == 413
 
 
@@ -144,24 +135,18 @@ def test_non_text_messages_get_a_pointer_to_the_menu(post, line, message):
     assert line.fake.requests.get("content", 0) == 0  # nothing downloaded
 
 
-def test_follow_onboarding_language_area_topics(post, line, app, redis_client):
-    def tap(data):
-        assert post(event("postback", ALICE, reply_token=line.fake.issue_reply_token(ALICE),
-                          postback={"data": data})).status_code == 200
-        return line.fake.messages_for(ALICE)[-1][1]
-
-    assert post(event("follow", ALICE, reply_token=line.fake.issue_reply_token(ALICE),
-                      follow={"isUnblocked": False})).status_code == 200
-    welcome = line.fake.messages_for(ALICE)[-1][1]
+def test_follow_onboarding_language_area_topics(post, line, line_user, redis_client):
+    alice = line_user(ALICE)
+    welcome = alice.follow()[-1]
     assert "自動" in welcome["text"] and postback_data("lang", l="en") in quick_data(welcome)
-    areas = tap(postback_data("lang", l="en"))
+    areas = alice.postback(postback_data("lang", l="en"))[-1]
     assert "area" in areas["text"] and postback_data("area", a="higashi") in quick_data(areas)
-    topics = tap(postback_data("area", a="higashi"))
+    topics = alice.postback(postback_data("area", a="higashi"))[-1]
     assert postback_data("topic", t="fraud") in quick_data(topics)
-    tap(postback_data("topic", t="fraud"))
-    tap(postback_data("topic", t="safety"))
-    tap(postback_data("topic", t="safety"))  # a second tap takes it back
-    summary = tap(postback_data("done"))
+    alice.postback(postback_data("topic", t="fraud"))
+    alice.postback(postback_data("topic", t="safety"))
+    alice.postback(postback_data("topic", t="safety"))  # a second tap takes it back
+    summary = alice.postback(postback_data("done"))[-1]
     assert "Higashi" in summary["text"] and "Scams" in summary["text"] and "Everyday" not in summary["text"]
     assert redis_client.smembers("sub:kumamoto:area:higashi") == {ALICE}
     assert redis_client.smembers("sub:kumamoto:topic:fraud") == {ALICE}
@@ -251,8 +236,8 @@ def test_redis_down_still_answers_and_health_is_degraded(settings, line, redis_c
         app.extensions["bot"].close()
 
 
-def test_health_is_200_with_content_and_redis(app):
-    response = app.test_client().get("/healthz")
+def test_health_is_200_with_content_and_redis(client):
+    response = client.get("/healthz")
     assert response.status_code == 200 and response.json["redis"] == "ok"
     assert response.json["content"]["intents"] >= 12
 

@@ -11,9 +11,6 @@ without a LINE channel.
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
 import logging
 from dataclasses import dataclass
 
@@ -23,6 +20,7 @@ from bot.conversation.events import EventHandler
 from bot.conversation.outbox import Outbox
 from bot.line.api import LineApi
 from bot.line.fake import FakeLine
+from bot.line.signature import verify as verify_signature
 from bot.runtime import Runtime, build
 from bot.settings import Settings
 
@@ -43,12 +41,8 @@ class Services:
     fake_line: FakeLine | None = None
 
     def verify(self, body: bytes, signature: str) -> bool:
-        """HMAC-SHA256 of the exact body bytes with the current or the previous secret."""
-        for secret in self.secrets:
-            digest = hmac.new(secret.encode(), body, hashlib.sha256).digest()
-            if hmac.compare_digest(base64.b64encode(digest).decode(), signature):
-                return True
-        return False
+        """LINE's signature over the exact body bytes, by the current or the previous secret."""
+        return verify_signature(body, signature, self.secrets)
 
     def close(self) -> None:
         self.outbox.close()

@@ -8,9 +8,6 @@ fake LINE API, and the page reads them back from there.
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
 import json
 import time
 import uuid
@@ -18,12 +15,10 @@ from typing import Any
 
 from flask import Blueprint, current_app, jsonify, render_template, request
 
+from bot.line.signature import sign
+
 bp = Blueprint("simulator", __name__, url_prefix="/dev", template_folder="templates", static_folder="static")
 DESTINATION = "U" + "0" * 32
-
-
-def sign(secret: str, body: bytes) -> str:
-    return base64.b64encode(hmac.new(secret.encode(), body, hashlib.sha256).digest()).decode()
 
 
 def make_event(kind: str, user_id: str, reply_token: str | None, **fields: Any) -> dict[str, Any]:
@@ -73,7 +68,7 @@ def send():  # noqa: ANN201
     secret = services.secrets[0]
     # Through the real, signed webhook path, as LINE would call it.
     response = current_app.test_client().post(
-        "/callback", data=body, headers={"X-Line-Signature": sign(secret, body), "Content-Type": "application/json"})
+        "/callback", data=body, headers={"X-Line-Signature": sign(body, secret), "Content-Type": "application/json"})
     services.outbox.drain()
     return jsonify({"status": response.status_code})
 
