@@ -23,12 +23,7 @@ from bot.broadcast.subscriptions import Choice, Subscriptions
 from bot.content.loader import Catalog
 from bot.conversation import settings_flow
 from bot.conversation.state import ConversationStore, ConvState
-from bot.conversation.turn import (
-    Input,
-    PostbackInput,
-    TextInput,  # noqa: F401 - bot/cli.py imports it from here
-    Turn,
-)
+from bot.conversation.turn import Input, PostbackInput, Turn
 from bot.core.postback import parse_postback, postback_data
 from bot.line import messages as m
 from bot.understanding.matcher import Candidate, Match, Matcher

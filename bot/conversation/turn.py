@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from linebot.v3.messaging import Message
 
@@ -45,3 +45,15 @@ class Turn:
 
     def wire_messages(self) -> list[dict]:
         return self.wire if self.wire is not None else [msg.to_dict() for msg in self.messages]
+
+
+def turn_json(text: str, turn: Turn) -> dict[str, Any]:
+    """The stable `chat --json` contract (README): one object per input line."""
+    return {
+        "text": text,
+        "intent": turn.intent if turn.decision == "answer" else None,
+        "score": turn.score,
+        "candidates": [{"intent": c.intent, "score": c.score} for c in turn.candidates],
+        "messages": turn.wire_messages(),
+        "decision": turn.decision,
+    }

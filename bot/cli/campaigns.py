@@ -1,0 +1,112 @@
+"""`campaign create | send | insights | stats`: awareness campaigns with surveys.
+
+The broadcast package (and the LINE SDK it brings) is imported inside the commands: it
+loads when a campaign command runs, not with every command.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+
+from bot.cli.common import city_option, on_shared_redis, pass_settings, print_json
+from bot.content.loader import load_catalog
+from bot.settings import Settings
+
+
+@click.group(help="awareness campaigns with surveys")
+def campaign() -> None:
+    pass
+
+
+def _exists(handle: Any, campaign_id: str) -> bool:
+    from bot.broadcast import campaigns
+
+    if campaigns.load(handle.client, campaign_id) is None:
+        click.echo(f"no campaign {campaign_id}", err=True)
+        return False
+    return True
+
+
+@campaign.command("create", help="create a campaign from a JSON file (see README)")
+@click.argument("file", type=click.Path(path_type=Path))
+@pass_settings
+@city_option
+@on_shared_redis
+def campaign_create(settings: Settings, file: Path, *, handle: Any) -> int:
+    from bot.broadcast import campaigns
+
+    city = load_catalog(settings.content_root).city(settings.city)
+    try:
+        data = json.loads(file.read_text(encoding="utf-8"))
+        campaign_id = campaigns.create_campaign(handle.client, city.id, [a.id for a in city.config.areas], data)
+    except (OSError, ValueError) as exc:
+        click.echo(f"campaign not created: {exc}", err=True)
+        return 1
+    click.echo(f"created campaign {campaign_id}")
+    return 0
+
+
+@campaign.command("send", help="queue the campaign for delivery")
+@click.argument("campaign_id", metavar="ID")
+@pass_settings
+@on_shared_redis
+def campaign_send(settings: Settings, campaign_id: str, *, handle: Any) -> int:
+    from bot.broadcast import actions, campaigns
+
+    if not _exists(handle, campaign_id):
+        return 1
+    city = load_catalog(settings.content_root).city(settings.city)
+    try:
+        held = actions.send_campaign(handle.client, handle.url, city, campaign_id)
+    except campaigns.CampaignError as exc:
+        click.echo(f"campaign not sent: {exc}", err=True)
+        return 1
+    click.echo(f"queued campaign {campaign_id}" + (f" for {held} (quiet hours)" if held else ""))
+    return 0
+
+
+@campaign.command("insights", help="fetch LINE's open/click statistics now")
+@click.argument("campaign_id", metavar="ID")
+@pass_settings
+@on_shared_redis
+def campaign_insights(settings: Settings, campaign_id: str, *, handle: Any) -> int:
+    from linebot.v3.insight import ApiClient as InsightClient
+    from linebot.v3.insight import Configuration as InsightConfiguration
+    from linebot.v3.insight import Insight
+
+    from bot.broadcast import campaigns
+
+    if not _exists(handle, campaign_id):
+        return 1
+    token = settings.line_channel_access_token
+    api = InsightClient(InsightConfiguration(host=settings.line_api_base_url,
+                                             access_token=token.get_secret_value() if token else "local"))
+    try:
+        snapshot = campaigns.fetch_insights(handle.client, Insight(api), campaign_id)
+    finally:
+        api.close()
+    print_json(snapshot)
+    return 0
+
+
+@campaign.command("stats", help="delivered, opens, clicks, answers per variant")
+@click.argument("campaign_id", metavar="ID")
+@click.option("--csv", "as_csv", is_flag=True)
+@pass_settings
+@on_shared_redis
+def campaign_stats(settings: Settings, campaign_id: str, as_csv: bool, *, handle: Any) -> int:
+    from bot.broadcast import campaigns
+
+    report = campaigns.campaign_stats(handle.client, campaign_id)
+    if report is None:
+        click.echo(f"no campaign {campaign_id}", err=True)
+        return 1
+    if as_csv:
+        click.echo(campaigns.stats_csv(report))
+    else:
+        print_json(report)
+    return 0
