@@ -30,15 +30,14 @@ import time
 import urllib.request
 from pathlib import Path
 
+from rq import Worker
+
+from bot.broadcast import alerts, engine, queue
+from bot.broadcast import status as delivery_status
+from bot.content.loader import load_catalog
+from bot.core.redis_conn import start_embedded
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from rq import Worker  # noqa: E402
-
-from bot.broadcast import alerts, engine, queue  # noqa: E402
-from bot.broadcast import status as delivery_status  # noqa: E402
-from bot.content.loader import load_catalog  # noqa: E402
-from bot.core.redis_conn import start_embedded  # noqa: E402
 
 TOKEN = "bench-token"
 END_STATES = {"done", "stopped_monthly_limit", "failed"}

@@ -20,19 +20,17 @@ Run: .venv/bin/python benchmarks/matcher_vs_baseline.py
 from __future__ import annotations
 
 import statistics
-import sys
 import time
 from pathlib import Path
 
+import numpy as np
+from sklearn.feature_extraction.text import TfidfVectorizer
+
+from bot.content.loader import load_catalog
+from bot.understanding.evaluate import evaluate, load_items
+from bot.understanding.matcher import Matcher
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-import numpy as np  # noqa: E402
-from sklearn.feature_extraction.text import TfidfVectorizer  # noqa: E402
-
-from bot.content.loader import load_catalog  # noqa: E402
-from bot.understanding.evaluate import evaluate, load_items  # noqa: E402
-from bot.understanding.matcher import Matcher  # noqa: E402
 
 FALLBACK = None
 

@@ -12,9 +12,6 @@ Run: .venv/bin/python benchmarks/webhook_throughput.py [--seconds 20] [--clients
 from __future__ import annotations
 
 import argparse
-import base64
-import hashlib
-import hmac
 import http.client
 import json
 import multiprocessing as mp
@@ -28,8 +25,10 @@ import urllib.request
 import uuid
 from pathlib import Path
 
+from bot.line.signature import sign
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+
 
 SECRET, TOKEN = "bench-secret", "bench-token"
 MESSAGES = ["息子を名乗る電話でお金を要求された", "夫に殴られる", "今日の天気は？", "還付金があるって電話きた",
@@ -82,7 +81,7 @@ def client(port: int, fake_port: int, seconds: float, threads: int, out: mp.Queu
                      "source": {"type": "user", "userId": user}, "replyToken": pool.pop(),
                      "message": {"type": "text", "id": str(n), "text": text, "quoteToken": "q"}}
             body = json.dumps({"destination": "U" + "0" * 32, "events": [event]}, ensure_ascii=False).encode()
-            sig = base64.b64encode(hmac.new(SECRET.encode(), body, hashlib.sha256).digest()).decode()
+            sig = sign(body, SECRET)
             t0 = time.perf_counter()
             try:
                 conn.request("POST", "/callback", body, {"Content-Type": "application/json", "X-Line-Signature": sig})
