@@ -89,7 +89,7 @@ class Features:
 
     scikit-learn's `transform` costs about 5 ms per call in validation and
     bookkeeping, the whole matching budget; `vector` computes the same weights
-    (tests/test_matching.py checks they agree) from the fitted vocabularies and
+    (tests/understanding/test_matching.py checks they agree) from the fitted vocabularies and
     idf in a few microseconds."""
 
     def __init__(self, union: FeatureUnion) -> None:

@@ -19,7 +19,7 @@ from bot.understanding.crisis_eval import (
     is_crisis_answer,
     load_crisis_items,
 )
-from tests.test_dialogue import buttons
+from tests.conversation.test_dialogue import buttons
 
 DATA = REPO_ROOT / "tests" / "data"
 USER = "U0123456789abcdef0123456789abcdef"

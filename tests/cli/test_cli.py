@@ -80,7 +80,7 @@ def test_chat_without_redis_url_starts_embedded_redis(tmp_path):
 def test_chat_beside_a_running_server_leaves_its_embedded_redis_running(tmp_path):
     import redis
 
-    from tests.test_store import holders
+    from tests.core.test_store import holders
 
     # The server's process starts the embedded Redis as `serve` does (same function, own process).
     with holders(tmp_path) as [(_, role, url)]:
