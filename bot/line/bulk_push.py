@@ -91,7 +91,8 @@ class BulkPusher:
                 return SendResult(False, 0, None, "stopped", attempt)
             if attempt > 1:  # a retry takes a slot of its own
                 await asyncio.sleep(await loop.run_in_executor(None, limiter.reserve, 1))
-            result = await self._post(body, headers)
+            async with self.gate:  # a lane is held for the whole call, LINE's answer time included
+                result = await self._post(body, headers)
             verdict = BROADCAST.verdict(result)
             if verdict == "delivered":
                 return SendResult(True, result.status, result.request_id, None, attempt)
@@ -102,7 +103,7 @@ class BulkPusher:
 
     async def _post(self, body: bytes, headers: dict[str, str]) -> SendResult:
         try:
-            async with self.gate, self.session.post(self.url, data=body, headers=headers) as response:
+            async with self.session.post(self.url, data=body, headers=headers) as response:
                 request_id = response.headers.get("X-Line-Request-Id")
                 if response.status == 200:
                     await response.read()
