@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import cast
 
 import redis
 
@@ -35,7 +36,8 @@ def send_campaign(client: redis.Redis, redis_url: str, city: City, campaign_id: 
     if campaigns.load(client, campaign_id) is None:
         raise LookupError(campaign_id)
     if client.hget(key, "state") not in ("draft", "stopped_monthly_limit"):
-        raise campaigns.CampaignError(f"campaign {campaign_id} was sent already ({client.hget(key, 'state')})")
+        state = cast("str | None", client.hget(key, "state"))  # the client decodes responses: str, not bytes
+        raise campaigns.CampaignError(f"campaign {campaign_id} was sent already ({state})")
     release = alerts.quiet_until(city.config.quiet_hours, None, now or dt.datetime.now(JST))
     pipe = client.pipeline(transaction=True)
     pipe.hset(key, "state", "queued")

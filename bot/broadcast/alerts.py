@@ -14,7 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import uuid
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
 import redis
 from linebot.v3.messaging import FlexContainer, FlexMessage
@@ -30,7 +30,7 @@ from pydantic import (
 from bot.broadcast import digest
 from bot.broadcast.subscriptions import ALL_AREAS, TOPICS
 from bot.content.loader import City
-from bot.content.schema import QuietHours
+from bot.content.schema import AlertTopic, QuietHours
 from bot.core.clock import JST, next_at, within
 from bot.core.keys import ALERTS_ACTIVE, alert_key
 from bot.core.validation import first_error, neutral
@@ -92,7 +92,7 @@ def validate_request(data: Any, city: City) -> AlertRequest:
     unknown = [a for a in request.areas if a not in areas]
     if unknown:
         raise AlertError(f"areas: unknown {unknown} (known: {', '.join(sorted(areas))})")
-    desk_id = request.desk or city.config.alert_desks[request.topic]
+    desk_id = request.desk or city.config.alert_desks[cast(AlertTopic, request.topic)]  # _topic: one of TOPICS
     desk = city.desks.get(desk_id)
     if desk is None or not desk.phones:
         raise AlertError(f"desk: {desk_id!r} is not a desk of {city.id} with a phone number")
@@ -106,7 +106,7 @@ def render(request: AlertRequest, city: City, lang: str = "ja") -> FlexMessage:
     lang = "en" if text is request.en else "ja"
     ui = city.ui
     topic = next(t for t in city.config.topics if t.id == request.topic)
-    desk = city.desks[request.desk or city.config.alert_desks[request.topic]]
+    desk = city.desks[request.desk or city.config.alert_desks[cast(AlertTopic, request.topic)]]  # _topic: one of TOPICS
     colon = ": " if lang == "en" else "："
     t = lambda value, **kw: {"type": "text", "text": value, "wrap": True, **kw}  # noqa: E731
     body: list[dict[str, Any]] = [t((topic.alert_label or topic.label).get(lang), size="xs", color="#c8102e",

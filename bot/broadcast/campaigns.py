@@ -20,7 +20,7 @@ import hmac
 import io
 import time
 import uuid
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
 import redis
 from linebot.v3.messaging import FlexContainer, FlexMessage, Message
@@ -188,7 +188,7 @@ def record_click(client: redis.Redis, token: str) -> str | None:
     """The survey URL for a known token (counting the click), or None."""
     if not token or len(token) > 64:
         return None
-    link = client.hgetall(link_key(token))
+    link = cast("dict[str, str]", client.hgetall(link_key(token)))  # the client decodes responses: str, not bytes
     if not link:
         return None
     pipe = client.pipeline()
@@ -229,7 +229,9 @@ def fetch_insights(client: redis.Redis, insight_api: Any, campaign_id: str, time
     spec = load(client, campaign_id)
     if spec is None:
         raise CampaignError("unknown campaign")
-    created = dt.datetime.fromtimestamp(float(client.hget(campaign_key(campaign_id), "created_at")), JST).date()
+    # decoded (str, not bytes); create_campaign stores created_at with the spec, which load found
+    created_at = cast(str, client.hget(campaign_key(campaign_id), "created_at"))
+    created = dt.datetime.fromtimestamp(float(created_at), JST).date()
     today = dt.datetime.now(JST).date()
     end = min(today, created + dt.timedelta(days=30))  # LINE allows at most 30 days per request
     snapshot: dict[str, str] = {"fetched_at": f"{time.time():.3f}"}
@@ -241,7 +243,8 @@ def fetch_insights(client: redis.Redis, insight_api: Any, campaign_id: str, time
         for field, value in (("uniqueImpression", overview.unique_impression),
                              ("uniqueClick", overview.unique_click)):
             snapshot[f"{variant.name}:{field}"] = "null" if value is None else str(int(value))
-    client.hset(f"{campaign_key(campaign_id)}:insight", mapping=snapshot)
+    # redis annotates `mapping` as Mapping[FieldT, EncodableT], invariant in its key: it rejects any dict[str, str]
+    client.hset(f"{campaign_key(campaign_id)}:insight", mapping=snapshot)  # type: ignore[arg-type]
     return snapshot
 
 
@@ -258,7 +261,9 @@ def campaign_stats(client: redis.Redis, campaign_id: str) -> dict[str, Any] | No
     if spec is None:
         return None
     variants = [v.name for v in spec.variants]
-    answers = [client.hvals(f"{campaign_key(campaign_id)}:answers:{q}") for q in range(len(spec.survey.questions))]
+    # the client decodes responses: str, not bytes
+    answers = [cast("list[str]", client.hvals(f"{campaign_key(campaign_id)}:answers:{q}"))
+               for q in range(len(spec.survey.questions))]
     meta = client.hmget(campaign_key(campaign_id), "state", "mode", "recipients")
     out: dict[str, Any] = {"id": campaign_id, "name": spec.name, "state": meta[0], "mode": meta[1],
                            "recipients": int(meta[2]) if meta[2] else None, "variants": {}, "baseline": {

@@ -21,7 +21,7 @@ import logging
 import time
 import uuid
 from collections import defaultdict
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import redis
 
@@ -83,7 +83,8 @@ class DigestDelivery:
         key = digest_key(city_id, day)
         # Closed: alerts created from now on join the next day's digest.
         self.redis.hsetnx(key, "state", "closed")
-        alert_ids = self.redis.lrange(f"{key}:alerts", 0, -1)
+        # the client decodes responses: str, not bytes
+        alert_ids = cast("list[str]", self.redis.lrange(f"{key}:alerts", 0, -1))
         if self.redis.hget(key, "state") == "closed":
             # Only "done" is finished: an alert stopped by LINE's monthly limit resumes later
             # and may still set residents aside for this digest (which could not go out either).
@@ -98,7 +99,8 @@ class DigestDelivery:
                 self._group(city_id, day, alert_ids)
             finally:
                 self.redis.delete(lease)
-        groups = self.redis.lrange(f"{key}:groups", 0, -1)
+        # the client decodes responses: str, not bytes
+        groups = cast("list[str]", self.redis.lrange(f"{key}:groups", 0, -1))
         results = [self.engine.run(group) for group in groups]
         if all(r == "done" for r in results):
             self.redis.hset(key, "state", "done")
@@ -128,8 +130,13 @@ class DigestDelivery:
         groups: dict[tuple[str, ...], list[str]] = defaultdict(list)
         for resident, owed_ids in owed.items():
             groups[tuple(a for a in alert_ids if a in owed_ids)].append(resident)
-        title, title_en = self.redis.hmget(key, "title", "title_en")
-        cards = {a: self.redis.hmget(alert_key(a), "message", "message_en") for a in alert_ids}
+        # The client decodes responses (str, not bytes). register() stored both titles with the
+        # day's first alert; every alert has its card, and its English one when staff wrote it.
+        title, title_en = cast("list[str]", self.redis.hmget(key, "title", "title_en"))
+        cards: dict[str, tuple[str, str | None]] = {}
+        for a in alert_ids:
+            message, message_en = self.redis.hmget(alert_key(a), "message", "message_en")
+            cards[a] = cast(str, message), cast("str | None", message_en)
         pipe = self.redis.pipeline(transaction=True)
         pipe.delete(f"{key}:groups")
         for n, (ids, residents) in enumerate(sorted(groups.items())):

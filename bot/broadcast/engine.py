@@ -32,7 +32,7 @@ import uuid
 from collections.abc import Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, cast
 
 import redis
 from redis.exceptions import LockError
@@ -157,7 +157,7 @@ class Engine:
 
     def run(self, item_id: str) -> str:
         key = self.kind.key(item_id)
-        item = self.redis.hgetall(key)
+        item = cast("dict[str, str]", self.redis.hgetall(key))  # the client decodes responses: str, not bytes
         if not item:
             return "unknown"
         if item.get("state") in ("done", "stopped_monthly_limit"):
@@ -186,7 +186,8 @@ class Engine:
             self.redis.hset(key, mapping={"state": "done", "finished_at": f"{time.time():.3f}"})
             self.redis.srem(self.kind.active, item_id)
             self._forget(item_id, claimed)
-            self.kind.finished(self, item_id, self.redis.hgetall(key))
+            # the client decodes responses: str, not bytes
+            self.kind.finished(self, item_id, cast("dict[str, str]", self.redis.hgetall(key)))
             return "done"
         except LeaseLost:
             log.warning("%s: lease taken over by another worker; stopping here", key)

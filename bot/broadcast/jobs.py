@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import time
-from typing import Protocol
+from typing import Protocol, cast
 
 import redis
 
@@ -67,7 +67,8 @@ def fetch_insights(campaign_id: str) -> str:
         created = float(handle.client.hget(campaign_key(campaign_id), "created_at") or time.time())
         age_days = (time.time() - created) / 86400
         if age_days < 30:
-            schedule_insights(settings.redis_url, campaign_id,
+            # handle.url is settings.redis_url (jobs run only in a worker, which needs REDIS_URL)
+            schedule_insights(handle.url, campaign_id,
                               dt.timedelta(hours=1) if age_days < 3 else dt.timedelta(days=1))
         return "fetched"
     finally:
@@ -79,7 +80,8 @@ def requeue_stalled(client: redis.Redis, redis_url: str) -> list[str]:
     """Alerts and campaigns a worker started and did not finish (its lease ran out): queue
     them again. Alerts still "queued" have their job waiting in RQ already (digest groups aside)."""
     queued = []
-    for alert_id in sorted(client.smembers(ALERTS_ACTIVE)):
+    # the client decodes responses: str, not bytes
+    for alert_id in sorted(cast("set[str]", client.smembers(ALERTS_ACTIVE))):
         state, target = client.hmget(alert_key(alert_id), "state", "target")
         # A digest group has no job of its own: the day's digest job runs it, so one left
         # "queued" by a dead worker is queued here too (a second run is harmless: lease, chunk states).
@@ -87,7 +89,8 @@ def requeue_stalled(client: redis.Redis, redis_url: str) -> list[str]:
         if stalled and not client.exists(lease_key(alert_key(alert_id))):
             enqueue(redis_url, alert_id)
             queued.append(alert_id)
-    for campaign_id in sorted(client.smembers(CAMPAIGNS_ACTIVE)):
+    # the client decodes responses: str, not bytes
+    for campaign_id in sorted(cast("set[str]", client.smembers(CAMPAIGNS_ACTIVE))):
         key = campaign_key(campaign_id)
         if client.hget(key, "state") == "sending" and not client.exists(lease_key(key)):
             enqueue_campaign(redis_url, campaign_id)

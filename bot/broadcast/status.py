@@ -6,7 +6,7 @@ import datetime as dt
 import math
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import redis
 
@@ -39,7 +39,7 @@ class AlertStatus:
 
 
 def alert_status(client: redis.Redis, alert_id: str, rate_per_second: float) -> AlertStatus | None:
-    data = client.hgetall(alert_key(alert_id))
+    data = cast("dict[str, str]", client.hgetall(alert_key(alert_id)))  # the client decodes responses: str, not bytes
     if not data:
         return None
     integer = lambda k: int(data[k]) if data.get(k) not in (None, "") else None  # noqa: E731
@@ -70,7 +70,8 @@ def digest_status(client: redis.Redis, city_id: str, day: str, rate_per_second: 
     info = client.hgetall(key)
     if not alert_ids and not info:
         return None
-    groups = [alert_status(client, g, rate_per_second) for g in client.lrange(f"{key}:groups", 0, -1)]
+    group_ids = cast("list[str]", client.lrange(f"{key}:groups", 0, -1))  # the client decodes responses: str, not bytes
+    groups = [alert_status(client, g, rate_per_second) for g in group_ids]
     return {"city": city_id, "day": day, "state": info.get("state", "open"), "alerts": alert_ids,
             "scheduled": bool(client.exists(f"{key}:scheduled")), "residents": int(info.get("residents") or 0),
             "groups": [g.as_dict() for g in groups if g is not None]}

@@ -10,7 +10,7 @@ import datetime as dt
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from bot.content.checks import _check_intents, _check_richmenu, _load_desks, _never_say
 from bot.content.schema import (
@@ -75,7 +75,7 @@ class Catalog:
     intents: tuple[Intent, ...]
     synonyms: Mapping[str, list[str]]
     out_of_scope: tuple[str, ...]
-    followups: Mapping[str, list[str]]
+    followups: Mapping[Literal["phone", "more"], list[str]]
     thresholds: Thresholds
     crisis: CrisisFile
     crisis_training: Mapping[str, tuple[str, ...]]  # the crisis model's own examples, by kind
@@ -156,8 +156,8 @@ def load(root: Path, today: dt.date | None = None) -> tuple[Catalog | None, list
         for key in UI_KEYS:
             if key not in ui.ui:
                 ui_doc.problem(("ui",), f"missing interface string {key!r}")
-        for key, text in ui.ui.items():
-            _never_say(ui_doc, ("ui", key), text)
+        for key, ui_text in ui.ui.items():
+            _never_say(ui_doc, ("ui", key), ui_text)
 
     national = _load_desks(content_dir / "national" / "desks.yaml", doc, {}, today, required=True, problems=problems)
     intent_ids = {i.id: i for i, _, _ in intents}

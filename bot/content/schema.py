@@ -375,6 +375,9 @@ class Digest(Strict):
     topics: list[Literal["fraud", "suspicious", "safety"]] = Field(min_length=1)
 
 
+AlertTopic = Literal["fraud", "suspicious", "missing", "emergency", "safety"]
+
+
 class CityFile(Strict):
     id: Id
     name: Text
@@ -386,7 +389,7 @@ class CityFile(Strict):
     topics: list[Topic] = Field(min_length=1, max_length=11)
     triage: Triage | None = None
     # the desk each alert topic points to (its tel: button), unless staff name another
-    alert_desks: dict[Literal["fraud", "suspicious", "missing", "emergency", "safety"], Id]
+    alert_desks: dict[AlertTopic, Id]
     quiet_hours: QuietHours | None = None
     digest: Digest | None = None
 

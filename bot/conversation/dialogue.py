@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import redis
 from linebot.v3.messaging import Message
@@ -189,7 +189,7 @@ class Dialogue:
         msg = m.text_message(self.city.config.welcome.get(lang), actions)
         return Turn([msg], "welcome", lang=lang)
 
-    def _survey_answer(self, user_id: str, params: dict[str, str], lang: str) -> Turn:
+    def _survey_answer(self, user_id: str, params: Mapping[str, str], lang: str) -> Turn:
         from bot.broadcast import (
             campaigns,  # campaigns imports messages; imported here to keep dialogue light
         )

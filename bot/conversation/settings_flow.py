@@ -38,7 +38,7 @@ class Host(Protocol):
     def _menu_actions(self, lang: str) -> list[m.QuickAction]: ...
 
 
-def settings(host: Host, user_id: str, act: str, params: dict[str, str], lang: str) -> Turn:
+def settings(host: Host, user_id: str, act: str, params: Mapping[str, str], lang: str) -> Turn:
     if act == "lang":
         if params["l"] not in ("ja", "en", "easy"):
             return host.menu(lang)
@@ -54,7 +54,7 @@ def settings(host: Host, user_id: str, act: str, params: dict[str, str], lang: s
         return Turn([msg], "settings", lang=lang)
 
 
-def _settings_step(host: Host, user_id: str, act: str, params: dict[str, str], lang: str) -> Turn:
+def _settings_step(host: Host, user_id: str, act: str, params: Mapping[str, str], lang: str) -> Turn:
     subs = host.subscriptions
     assert subs is not None
     areas = {a.id: a for a in host.city.config.areas}

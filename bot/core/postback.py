@@ -62,6 +62,6 @@ def parse_postback(data: str) -> Postback | None:
     if len(params) != len(pairs):
         return None
     act = params.pop("act", None)
-    if act not in POSTBACK_ACTS or set(params) != POSTBACK_ACTS[act]:
+    if act is None or act not in POSTBACK_ACTS or set(params) != POSTBACK_ACTS[act]:
         return None
     return Postback(act, params)

@@ -296,7 +296,7 @@ def create_fake_line_app(fake: FakeLine | None = None) -> Flask:
                      and time.monotonic() - entry[1] <= fake.reply_token_ttl)
             if valid:
                 fake.used_tokens.add(token)
-        if not valid:
+        if entry is None or not valid:
             raise LineError(400, "Invalid reply token")
         delivery = fake._record("reply", [entry[0]], messages, None, [])
         return 200, {"sentMessages": [{"id": _hex_id(18), "quoteToken": _hex_id()}

@@ -86,12 +86,14 @@ def _validate_action(action: Any, prop: str) -> list[dict[str, str]]:
 def _validate_flex(contents: Any, prop: str) -> list[dict[str, str]]:
     if not isinstance(contents, dict) or contents.get("type") not in ("bubble", "carousel"):
         return [_detail(f"{prop}.type", "Must be bubble or carousel")]
-    bubbles = contents.get("contents") if contents["type"] == "carousel" else [contents]
     if contents["type"] == "carousel":
+        bubbles = contents.get("contents")
         if not isinstance(bubbles, list) or not 1 <= len(bubbles) <= 12:
             return [_detail(f"{prop}.contents", "Size must be between 1 and 12")]
         if len(json.dumps(contents, ensure_ascii=False).encode()) > 50_000:
             return [_detail(prop, "Carousel exceeds 50KB")]
+    else:
+        bubbles = [contents]
     details = []
     for n, bubble in enumerate(bubbles):
         if len(json.dumps(bubble, ensure_ascii=False).encode()) > 30_000:

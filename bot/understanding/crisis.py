@@ -115,7 +115,7 @@ class CrisisLayer:
     def __init__(self, spec: CrisisFile, normalize: Normalizer) -> None:
         self.spec = spec
         self.normalize = normalize
-        self.kinds = list(spec.kinds)  # precedence order
+        self.kinds: list[str] = list(spec.kinds)  # precedence order
         self._breaks = re.compile("|".join(f"(?:{p})" for p in spec.clause_breaks), re.IGNORECASE)
         # Each cue pattern with the characters its matches can start with (None: any).
         self._cues = [(cue.name, cue.kind, [(first_chars(p), re.compile(p)) for p in cue.patterns],

@@ -50,7 +50,7 @@ def load_items(path: Path, known_intents: set[str] | None = None) -> list[Item]:
     return items
 
 
-def _outcome(item: Item, scores: Scores, th: Thresholds, matcher: Matcher) -> tuple[str, bool]:
+def _outcome(item: Item, scores: Scores, th: Thresholds, matcher: Matcher) -> tuple[str | None, bool]:
     match = matcher.decide(scores, th)
     got = match.intent if match.decision == "answer" else (CLARIFY if match.decision == "clarify" else FALLBACK)
     if item.expect is None:
@@ -92,8 +92,8 @@ def evaluate(matcher: Matcher, items: Sequence[Item]) -> dict[str, Any]:
     for intent in matcher.intent_ids:
         tp = sum(got == intent and ok for (got, ok) in outcomes)
         fp = sum(got == intent and not ok for (got, ok) in outcomes)
-        fn = sum(bool(i.expect) and i.expect[0] == intent and not ok for i, (_, ok) in zip(items, outcomes))
-        support = sum(bool(i.expect) and intent in i.expect for i in items)
+        fn = sum(bool(i.expect and i.expect[0] == intent) and not ok for i, (_, ok) in zip(items, outcomes))
+        support = sum(bool(i.expect and intent in i.expect) for i in items)
         p = tp / (tp + fp) if tp + fp else 0.0
         r = tp / (tp + fn) if tp + fn else 0.0
         f1 = 2 * p * r / (p + r) if p + r else 0.0

@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import cast
 
 from flask import Flask
+from flask.json.provider import DefaultJSONProvider
 
 from bot.conversation.events import EventHandler
 from bot.conversation.outbox import Outbox
@@ -55,7 +57,9 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     settings = settings or Settings.from_env()
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = MAX_WEBHOOK_BYTES
-    app.json.ensure_ascii = False  # staff read Japanese titles in API answers, not \u escapes
+    # staff read Japanese titles in API answers, not \u escapes (app.json is Flask's default
+    # provider, which has ensure_ascii: json_provider_class is not overridden)
+    cast(DefaultJSONProvider, app.json).ensure_ascii = False
 
     fake_line = None
     if settings.local_mode:
