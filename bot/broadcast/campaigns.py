@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import base64
 import csv
+import datetime as dt
 import hashlib
 import hmac
 import io
@@ -35,6 +36,7 @@ from pydantic import (
 
 from bot.broadcast import stats
 from bot.broadcast.subscriptions import TOPICS
+from bot.core.clock import JST
 from bot.core.keys import campaign_key, link_key
 from bot.core.postback import postback_data
 from bot.core.validation import first_error, neutral
@@ -222,10 +224,6 @@ def fetch_insights(client: redis.Redis, insight_api: Any, campaign_id: str, time
     LINE withholds values under 20 (null): they are stored as "null" and shown as
     "not yet known", never as 0. `insight_api` is line-bot-sdk's linebot.v3.insight.Insight.
     """
-    import datetime as dt
-
-    from bot.core.clock import JST
-
     spec = load(client, campaign_id)
     if spec is None:
         raise CampaignError("unknown campaign")
@@ -264,10 +262,14 @@ def campaign_stats(client: redis.Redis, campaign_id: str) -> dict[str, Any] | No
     # the client decodes responses: str, not bytes
     answers = [cast("list[str]", client.hvals(f"{campaign_key(campaign_id)}:answers:{q}"))
                for q in range(len(spec.survey.questions))]
-    meta = client.hmget(campaign_key(campaign_id), "state", "mode", "recipients")
-    out: dict[str, Any] = {"id": campaign_id, "name": spec.name, "state": meta[0], "mode": meta[1],
-                           "recipients": int(meta[2]) if meta[2] else None, "variants": {}, "baseline": {
-        "open_rate": round(stats.BASELINE_OPEN, 4), "click_rate": round(stats.BASELINE_CLICK, 4)}}
+    meta = client.hmget(campaign_key(campaign_id), "state", "mode", "recipients", "not_before")
+    # when quiet hours hold it back: the time it goes out (JST), as an alert's status says
+    held = (dt.datetime.fromtimestamp(int(meta[3]), JST).isoformat()
+            if meta[3] and meta[0] == "queued" else None)
+    out: dict[str, Any] = {"id": campaign_id, "name": spec.name, "state": meta[0], "scheduled_for": held,
+                           "mode": meta[1], "recipients": int(meta[2]) if meta[2] else None, "variants": {},
+                           "baseline": {"open_rate": round(stats.BASELINE_OPEN, 4),
+                                        "click_rate": round(stats.BASELINE_CLICK, 4)}}
     rates: dict[str, dict[str, stats.Rate]] = {}
     for name in variants:
         delivered = int(client.get(f"{campaign_key(campaign_id)}:delivered:{name}") or 0)

@@ -12,7 +12,7 @@ from typing import Any
 
 import click
 
-from bot.cli.common import city_option, on_shared_redis, pass_settings, print_json
+from bot.cli.common import city_option, on_shared_redis, pass_settings, print_json, reaches_line
 from bot.content.loader import load_catalog
 from bot.settings import Settings
 
@@ -75,18 +75,29 @@ def campaign_send(settings: Settings, campaign_id: str, *, handle: Any) -> int:
 @on_shared_redis
 def campaign_insights(settings: Settings, campaign_id: str, *, handle: Any) -> int:
     from linebot.v3.insight import ApiClient as InsightClient
+    from linebot.v3.insight import ApiException, Insight
     from linebot.v3.insight import Configuration as InsightConfiguration
-    from linebot.v3.insight import Insight
+    from urllib3.exceptions import HTTPError
 
     from bot.broadcast import campaigns
+    from bot.core.keys import campaign_key
 
     if not _exists(handle, campaign_id):
         return 1
+    if handle.client.hget(campaign_key(campaign_id), "state") in ("draft", "queued"):
+        click.echo(f"campaign {campaign_id} has not gone out yet: LINE has no statistics for it", err=True)
+        return 1
+    if not reaches_line(settings, "the statistics come"):
+        return 2
     token = settings.line_channel_access_token
     api = InsightClient(InsightConfiguration(host=settings.line_api_base_url,
                                              access_token=token.get_secret_value() if token else "local"))
     try:
         snapshot = campaigns.fetch_insights(handle.client, Insight(api), campaign_id)
+    except (ApiException, HTTPError, OSError) as exc:
+        click.echo(f"could not fetch LINE's statistics: {type(exc).__name__} ({getattr(exc, 'status', '')})",
+                   err=True)
+        return 1
     finally:
         api.close()
     print_json(snapshot)

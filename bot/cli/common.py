@@ -84,3 +84,13 @@ def on_shared_redis(command: Callable[..., int]) -> Callable[..., int]:
 
 def print_json(data: Any) -> None:
     click.echo(json.dumps(data, ensure_ascii=False, indent=2))
+
+
+def reaches_line(settings: Settings, who: str) -> bool:
+    """Whether `who` (the worker, the statistics fetch) has a way to LINE: a token, or a fake
+    LINE API. Without one it says so in one line (rather than a traceback from api.line.me)."""
+    if settings.line_channel_access_token or settings.line_api_base_url != Settings().line_api_base_url:
+        return True
+    click.echo(f"{who} through LINE: set LINE_CHANNEL_ACCESS_TOKEN, or LINE_API_BASE_URL to a fake "
+               "LINE API (`python -m bot serve` in local mode prints the command to use)", err=True)
+    return False

@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from bot.cli.common import on_shared_redis, pass_settings
+from bot.cli.common import on_shared_redis, pass_settings, reaches_line
 from bot.settings import Settings
 
 
@@ -21,9 +21,7 @@ def worker(settings: Settings, burst: bool, *, handle: Any) -> int:
 
     from bot.broadcast import jobs, queue
 
-    if not settings.line_channel_access_token and settings.line_api_base_url == Settings().line_api_base_url:
-        click.echo("the worker sends through LINE: set LINE_CHANNEL_ACCESS_TOKEN, or LINE_API_BASE_URL to a fake "
-                   "LINE API (`python -m bot serve` in local mode prints the command to use)", err=True)
+    if not reaches_line(settings, "the worker sends"):
         return 2
     logging.getLogger().setLevel(settings.log_level)
     requeued = jobs.requeue_stalled(handle.client, handle.url)

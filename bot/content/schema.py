@@ -103,6 +103,9 @@ class Intent(Strict):
     examples: list[NonEmpty] = Field(min_length=1)
     negative_examples: list[NonEmpty] = []
     guard: Guard | None = None
+    # false: never offered as the next step beside another answer (a crisis card's topic
+    # button): greetings, thanks, the menu and settings help no one in danger
+    next_step: bool = True
 
 
 class IntentFile(Strict):

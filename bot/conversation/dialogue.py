@@ -259,7 +259,9 @@ class Dialogue:
                 out.append(m.triage_message(self.city.config.triage, lang))
             if show_notice:
                 out.append(self._notice(lang))
-            actions: list[m.QuickAction] = []
+            # The quick exit first, where a thumb finds it without scrolling (docs/safety.md S4).
+            switch, notice = self._safety_actions(lang)
+            actions: list[m.QuickAction] = [switch] if sensitive else []
             if also is not None:
                 label = self.catalog.by_id[also].label.get(lang)
                 actions.append(m.QuickAction(label, postback_data("intent", id=also), display=label))
@@ -274,7 +276,7 @@ class Dialogue:
                     actions.append(self._qa("phones_button", lang, postback_data("phones", i=answer_id or intent_id)))
                 actions += self._menu_button(lang)
             if sensitive:
-                actions += self._safety_actions(lang)
+                actions.append(notice)
             m.with_quick_reply(out[-1], actions)
             return out
 

@@ -252,6 +252,8 @@ class Matcher:
                         for k, i in enumerate(catalog.intents) if i.guard]
         # A guarded answer is given only on its evidence, never as a side button.
         self.guarded = frozenset(i.id for i in catalog.intents if i.guard)
+        # Never a side button: the guarded, and what helps no one in danger (thanks, the menu).
+        self.no_side_button = self.guarded | frozenset(i.id for i in catalog.intents if not i.next_step)
         self.sensitive = frozenset(i.id for i in catalog.intents if i.flow == "sensitive" and i.id not in self.crisis)
 
     def _guard(self, query: str, scores: np.ndarray) -> set[str]:
@@ -368,11 +370,11 @@ class Matcher:
 
     def decide(self, scores: Scores, thresholds: Thresholds | None = None) -> Match:
         """`decide` with this catalogue's intent roles (the evaluator sweeps `thresholds`)."""
-        return decide(scores, thresholds or self.thresholds, self.crisis, self.guarded, self.sensitive)
+        return decide(scores, thresholds or self.thresholds, self.crisis, self.no_side_button, self.sensitive)
 
 
 def decide(scores: Scores, th: Thresholds, crisis: frozenset[str],
-           guarded: frozenset[str] = frozenset(), sensitive: frozenset[str] = frozenset()) -> Match:
+           no_side_button: frozenset[str] = frozenset(), sensitive: frozenset[str] = frozenset()) -> Match:
     """Turn scores into answer / clarify / fallback / followup with explicit thresholds."""
     ranked = scores.intents
     top = ranked[0] if ranked else Candidate("", 0.0)
@@ -390,8 +392,9 @@ def decide(scores: Scores, th: Thresholds, crisis: frozenset[str],
     # raised (a theft told before 「生きてるのがしんどい」) is offered as the next step.
     verdict = scores.crisis
     if verdict is not None:
-        # never a guarded answer (dv_perpetrator) as a side button: it needs its own evidence
-        topic = next((c for c in ranked if c.intent not in crisis and c.intent not in guarded), None)
+        # never a guarded answer (dv_perpetrator: it needs its own evidence) or thanks and the
+        # menu (「今までありがとう…さようなら」 once offered 「お礼・おわり」) as a side button
+        topic = next((c for c in ranked if c.intent not in crisis and c.intent not in no_side_button), None)
         clear = topic.intent if topic and topic.score >= th.confident else None
         # A topic whose own answer leads with the right number (DV: 110 first, with the notice
         # and quick exit) answers a plea; any other evidence only when the message names the

@@ -381,3 +381,24 @@ def test_a_campaign_sent_in_quiet_hours_waits_for_the_morning(setup, line, redis
     # and staff cannot send it twice
     again = client.post(f"/api/campaigns/{campaign_id}/send", headers={"Authorization": f"Bearer {ADMIN}"})
     assert again.status_code == 409
+
+
+def test_staff_see_when_a_held_campaign_goes_out_and_insights_fail_in_one_line(setup, redis_client):
+    """Found by trying the CLI as staff: `campaign stats` did not say when a campaign held by
+    quiet hours goes out, and `campaign insights` without a way to LINE died in a traceback."""
+    from click.testing import CliRunner
+
+    from bot.cli import cli
+
+    settings, _, _ = setup
+    campaign_id = campaigns.create_campaign(redis_client, "kumamoto", ["kita", "all"], SPEC)
+    city = load_catalog(settings.content_root).city("kumamoto")
+    night = dt.datetime.now(JST).replace(hour=23, minute=30, second=0, microsecond=0) + dt.timedelta(days=1)
+    held = actions.send_campaign(redis_client, settings.redis_url, city, campaign_id, now=night)
+    assert campaigns.campaign_stats(redis_client, campaign_id)["scheduled_for"] == held
+    no_line = settings.with_(line_channel_access_token=None, line_api_base_url="https://api.line.me")
+    result = CliRunner().invoke(cli, ["campaign", "insights", campaign_id], obj=no_line)
+    assert result.exit_code == 1 and "has not gone out yet" in result.output and "Traceback" not in result.output
+    redis_client.hset(f"campaign:{campaign_id}", "state", "done")
+    result = CliRunner().invoke(cli, ["campaign", "insights", campaign_id], obj=no_line)
+    assert result.exit_code == 2 and "set LINE_CHANNEL_ACCESS_TOKEN" in result.output

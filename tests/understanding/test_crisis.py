@@ -143,7 +143,7 @@ def test_a_crisis_in_any_clause_comes_first_with_the_right_number(chat, shared_m
     turn = chat(text)
     assert [b["uri"] for b in buttons(turn) if b["uri"].startswith("tel:")][0] == f"tel:{number}"
     if also:  # the topic the message also raised is the next step, one tap away
-        assert {"type": "postback", "data": f"act=intent&id={also}"}.items() <= quick(turn)[0].items()
+        assert any({"type": "postback", "data": f"act=intent&id={also}"}.items() <= a.items() for a in quick(turn))
 
 
 @pytest.mark.parametrize("text", ["レポート終わらなくて死にそう笑", "火災保険の見直しをしたい", "推しが尊すぎて死ぬ",
@@ -249,3 +249,17 @@ def test_a_partner_harming_now_in_the_dv_words_gets_the_dv_answer_with_110_first
     assert match.intent == "dv" and is_crisis_answer(match, shared_matcher)
     assert first_number(match, catalog.city("kumamoto")) == "110"
     assert "画面を切り替える" in [a["label"] for a in quick(chat(text))]
+
+
+def test_a_farewell_is_not_offered_thanks_beside_the_crisis_card(chat):
+    """「今までありがとう…さようなら」 once got 「お礼・おわり」 as the next step (found by trying
+    the bot as a resident): thanks, greetings, the menu and settings are never a side button."""
+    turn = chat("みんな今までありがとう。もう疲れたから、さようなら")
+    assert turn.intent == "suicide_crisis"
+    assert not any("id=thanks" in a.get("data", "") for a in quick(turn))
+
+
+@pytest.mark.parametrize("text", ["DVを受けています", "夫に殴られています", "死にたい"])
+def test_the_quick_exit_is_the_first_button_of_a_sensitive_answer(chat, text):
+    """At phone width only the first few quick replies show without scrolling."""
+    assert quick(chat(text))[0]["label"] == "画面を切り替える"
