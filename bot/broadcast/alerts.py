@@ -33,7 +33,7 @@ from bot.content.loader import City
 from bot.content.schema import AlertTopic, QuietHours
 from bot.core.clock import JST, next_at, within
 from bot.core.keys import ALERTS_ACTIVE, alert_key
-from bot.core.validation import first_error, neutral
+from bot.core.validation import every_error, neutral
 
 SENSITIVE_TOPICS = ("dv", "sexual_violence", "stalking", "victim", "victim_support", "child_abuse", "suicide")
 LANGUAGES = ("ja", "en")  # an alert's versions; residents who chat in English get the English one if written
@@ -87,7 +87,7 @@ def validate_request(data: Any, city: City) -> AlertRequest:
     try:
         request = AlertRequest.model_validate(data)
     except ValidationError as exc:
-        raise AlertError(first_error(exc)) from None
+        raise AlertError(every_error(exc)) from None
     areas = {a.id for a in city.config.areas}
     unknown = [a for a in request.areas if a not in areas]
     if unknown:

@@ -39,7 +39,7 @@ from bot.broadcast.subscriptions import TOPICS
 from bot.core.clock import JST
 from bot.core.keys import campaign_key, link_key
 from bot.core.postback import postback_data
-from bot.core.validation import first_error, neutral
+from bot.core.validation import every_error, neutral
 from bot.line.messages import QuickAction, quick_reply
 
 TOKEN_BYTES = 16
@@ -111,7 +111,7 @@ def create_campaign(client: redis.Redis, city_id: str, city_areas: list[str], da
     try:
         request = CampaignRequest.model_validate(data)
     except ValidationError as exc:
-        raise CampaignError(first_error(exc)) from None
+        raise CampaignError(every_error(exc)) from None
     unknown = [a for a in request.areas if a not in city_areas]
     if unknown:
         raise CampaignError(f"areas: unknown {unknown}")

@@ -402,3 +402,12 @@ def test_staff_see_when_a_held_campaign_goes_out_and_insights_fail_in_one_line(s
     redis_client.hset(f"campaign:{campaign_id}", "state", "done")
     result = CliRunner().invoke(cli, ["campaign", "insights", campaign_id], obj=no_line)
     assert result.exit_code == 2 and "set LINE_CHANNEL_ACCESS_TOKEN" in result.output
+
+
+def test_every_mistake_of_a_campaign_file_is_listed_at_once(redis_client):
+    bad = dict(SPEC, survey={"url": "http://example.city.jp/s", "questions": [{"text": "q", "options": ["only"]}]},
+               variants=[dict(SPEC["variants"][0], name="a")])
+    with pytest.raises(campaigns.CampaignError) as exc:
+        campaigns.create_campaign(redis_client, "kumamoto", ["chuo", "all"], bad)
+    message = str(exc.value)
+    assert message.count(";") >= 2 and "survey.url" in message and "options" in message and "variants.0.name" in message
