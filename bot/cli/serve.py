@@ -39,7 +39,7 @@ def run_gunicorn(load: Callable[[], Any], options: dict[str, Any], config_file: 
 
 @click.command(help="run the webhook (local mode without LINE credentials)")
 @click.option("--host", help="listen address (default HOST or 127.0.0.1)")
-@click.option("--port", type=int, help="port (default PORT or 8000)")
+@click.option("--port", type=click.IntRange(1, 65535), help="port (default PORT or 8000)")
 @click.option("--dev", is_flag=True, help="werkzeug's development server instead of gunicorn")
 @pass_settings
 def serve(settings: Settings, host: str | None, port: int | None, dev: bool) -> int:
@@ -100,7 +100,7 @@ def cmd_serve(settings: Settings, dev: bool = False) -> int:
 
 @click.command("fake-line", help="run the fake LINE Messaging API (tests, benchmarks, local work)")
 @click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", type=int, default=9090, show_default=True)
+@click.option("--port", type=click.IntRange(1, 65535), default=9090, show_default=True)
 @click.option("--access-token", help="require this bearer token")
 @pass_settings
 def fake_line(settings: Settings, host: str, port: int, access_token: str | None) -> int:

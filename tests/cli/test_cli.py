@@ -170,3 +170,9 @@ def test_worker_alert_and_campaign_commands_never_load_the_matcher(env):
                           env={**clean, **env}, timeout=60)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.split("\n")[0] == "[1, 1, 1, 2] False False"
+
+
+@pytest.mark.parametrize("command", [["serve", "--port", "70000"], ["fake-line", "--port", "0"]])
+def test_a_port_out_of_range_is_a_usage_error_not_a_traceback(command):
+    result = CliRunner().invoke(cli, command)
+    assert result.exit_code == 2 and "--port" in result.output and "Traceback" not in result.output
