@@ -417,7 +417,10 @@ def decide(scores: Scores, th: Thresholds, crisis: frozenset[str],
         return Match("answer", best_crisis.intent, best_crisis.score, head, followup=hint, answer=answer)
 
     shortlist = tuple(c for c in head if c.score >= th.floor)
-    if kind and followup >= th.confident and followup > top.score and followup >= scores.out_of_scope:
+    # A message that names a topic in its own words (「DV hotline number?」) is about that
+    # topic, not a follow-up to whatever was answered last.
+    named = top.intent in scores.cued and top.score >= th.confident
+    if kind and followup >= th.confident and followup > top.score and followup >= scores.out_of_scope and not named:
         return Match("followup", None, followup, shortlist, followup=kind)
     if out_of_scope_wins:
         return Match("fallback", None, top.score, shortlist, followup=hint)

@@ -29,7 +29,7 @@ VICTIMS = [i["text"] for i in DV_TABLE if i["expect"] == "dv"]
 REPORTED_DV = ["DVの相談をしたい", "DVを受けています", "DV", "DV受けてます", "DVにあっている",
                "I am being abused by my partner", "DVされてる", "家庭内暴力", "DV被害", "DV相談"]
 # Floors just under the figures measured when they were set: a regression fails CI.
-FLOORS = {"recall": 0.99, "right_number_first": 0.985, "victims_answered_dv": 0.89}
+FLOORS = {"recall": 0.99, "right_number_first": 0.985, "victims_answered_dv": 0.895}
 
 
 def wire(turn):
@@ -263,3 +263,11 @@ def test_a_farewell_is_not_offered_thanks_beside_the_crisis_card(chat):
 def test_the_quick_exit_is_the_first_button_of_a_sensitive_answer(chat, text):
     """At phone width only the first few quick replies show without scrolling."""
     assert quick(chat(text))[0]["label"] == "画面を切り替える"
+
+
+def test_a_message_that_names_dv_is_not_taken_as_a_follow_up(shared_matcher):
+    """「DV hotline number in Minato?」 read as 「電話番号は？」 about the last answer; a topic named
+    in its own words (a keyword or pattern of the intent) is that topic's answer."""
+    match = shared_matcher.match("DV hotline number in Minato?")
+    assert (match.decision, match.intent) == ("answer", "dv")
+    assert shared_matcher.match("電話番号は？").decision == "followup"
