@@ -1,5 +1,19 @@
-"""WSGI entry point for a process manager: `gunicorn "bot.wsgi:app"`."""
+"""WSGI entry point for a process manager: `gunicorn "bot.wsgi:app"`.
 
+A bad setting stops the process with one line naming the variable (as `python -m bot
+serve` does), not a traceback in gunicorn's log.
+"""
+
+import sys
+
+from pydantic import ValidationError
+
+from bot.settings import Settings, describe_error
 from bot.web.app import create_app
 
-app = create_app()
+try:
+    settings = Settings.from_env()
+except ValidationError as exc:
+    sys.exit(describe_error(exc))
+
+app = create_app(settings)

@@ -163,3 +163,13 @@ def test_serve_refuses_a_bad_value_with_one_line(tmp_path, variable, value):
     assert len(lines) == 1 and lines[0].startswith(f"{variable}: "), proc.stderr
     assert repr(value) in lines[0]
     assert "Traceback" not in proc.stderr and proc.stdout == ""
+
+
+@pytest.mark.subprocess
+def test_the_wsgi_entry_point_refuses_a_bad_value_with_one_line():
+    """`gunicorn bot.wsgi:app` with PORT=abc once died with a traceback in gunicorn's log."""
+    env = {**os.environ, "PORT": "abc"}
+    result = subprocess.run([sys.executable, "-c", "import bot.wsgi"], cwd=REPO_ROOT, env=env,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode != 0
+    assert result.stderr.strip() == "PORT: must be an integer (got 'abc')"
