@@ -104,7 +104,6 @@ class Engine:
         self.redis = client
         self.api = api
         self.kind = kind
-        self.settings = settings
         self.cap = settings.alert_daily_cap
         self.lease_s = settings.alert_lease_ms / 1000.0
         self.concurrency = settings.alert_send_concurrency

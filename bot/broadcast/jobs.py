@@ -17,7 +17,7 @@ from bot.broadcast.digest import DigestDelivery
 from bot.broadcast.queue import enqueue, enqueue_campaign, schedule_insights
 from bot.core.keys import ALERTS_ACTIVE, CAMPAIGNS_ACTIVE, alert_key, campaign_key, lease_key
 from bot.core.redis_conn import connect
-from bot.line.api import LineApi
+from bot.line.api import LineApi, insight_client
 from bot.settings import Settings
 
 
@@ -53,15 +53,11 @@ def fetch_insights(campaign_id: str) -> str:
     """Fetch LINE's per-unit statistics, then schedule the next fetch (hourly for the first
     three days, then daily until LINE's 30-day window ends). The statistics endpoint
     allows 60 requests an hour for the whole channel."""
-    from linebot.v3.insight import ApiClient as InsightClient
-    from linebot.v3.insight import Configuration as InsightConfiguration
     from linebot.v3.insight import Insight
 
     settings = Settings.from_env()
     handle = connect(settings.redis_url, settings.data_dir)
-    client = InsightClient(InsightConfiguration(host=settings.line_api_base_url,
-                                                access_token=settings.line_channel_access_token.get_secret_value()
-                                                if settings.line_channel_access_token else "local"))
+    client = insight_client(settings)
     try:
         campaigns.fetch_insights(handle.client, Insight(client), campaign_id, settings.line_timeout_seconds)
         created = float(handle.client.hget(campaign_key(campaign_id), "created_at") or time.time())

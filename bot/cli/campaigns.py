@@ -74,13 +74,12 @@ def campaign_send(settings: Settings, campaign_id: str, *, handle: Any) -> int:
 @pass_settings
 @on_shared_redis
 def campaign_insights(settings: Settings, campaign_id: str, *, handle: Any) -> int:
-    from linebot.v3.insight import ApiClient as InsightClient
     from linebot.v3.insight import ApiException, Insight
-    from linebot.v3.insight import Configuration as InsightConfiguration
     from urllib3.exceptions import HTTPError
 
     from bot.broadcast import campaigns
     from bot.core.keys import campaign_key
+    from bot.line.api import insight_client
 
     if not _exists(handle, campaign_id):
         return 1
@@ -89,9 +88,7 @@ def campaign_insights(settings: Settings, campaign_id: str, *, handle: Any) -> i
         return 1
     if not reaches_line(settings, "the statistics come"):
         return 2
-    token = settings.line_channel_access_token
-    api = InsightClient(InsightConfiguration(host=settings.line_api_base_url,
-                                             access_token=token.get_secret_value() if token else "local"))
+    api = insight_client(settings)
     try:
         snapshot = campaigns.fetch_insights(handle.client, Insight(api), campaign_id)
     except (ApiException, HTTPError, OSError) as exc:

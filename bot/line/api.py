@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 import uuid
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from linebot.v3.messaging import (
     ApiClient,
@@ -28,7 +28,10 @@ from linebot.v3.messaging import (
 )
 from urllib3.exceptions import HTTPError
 
-from bot.line.sending import RetryPolicy, SendResult
+if TYPE_CHECKING:
+    from linebot.v3.insight import ApiClient as InsightApiClient
+
+from bot.line.sending import RetryPolicy, SendResult, send_with_retries
 from bot.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -68,11 +71,24 @@ class WireMulticast(MulticastRequest):
         return wire
 
 
+def access_token(settings: Settings) -> str:
+    """The channel access token; in local mode (none set) a stand-in the fake LINE API accepts."""
+    token = settings.line_channel_access_token
+    return token.get_secret_value() if token else "local-mode-token"
+
+
+def insight_client(settings: Settings) -> InsightApiClient:
+    """line-bot-sdk's client for LINE's statistics (wrap it in `linebot.v3.insight.Insight`)."""
+    # imported here: only the statistics fetch needs it, not the webhook or the senders
+    from linebot.v3.insight import ApiClient
+    from linebot.v3.insight import Configuration as InsightConfiguration
+
+    return ApiClient(InsightConfiguration(host=settings.line_api_base_url, access_token=access_token(settings)))
+
+
 class LineApi:
     def __init__(self, settings: Settings, *, retries: int = 3, backoff: float = 0.2) -> None:
-        token = settings.line_channel_access_token
-        config = Configuration(host=settings.line_api_base_url,
-                               access_token=token.get_secret_value() if token else "local-mode-token")
+        config = Configuration(host=settings.line_api_base_url, access_token=access_token(settings))
         # The SDK keeps cpu_count x 5 connections; at LINE's ~0.1 s per call, 150 requests/s
         # keep about 15 in flight, and each one over the pool's size would open (TLS) and
         # drop a connection. Room for every thread that may call at once:
@@ -114,14 +130,7 @@ class LineApi:
 
     def _retrying(self, name: str, call) -> SendResult:  # noqa: ANN001
         """The webhook's own retries (no shared limiter: a push fallback is one message)."""
-        result = SendResult(False, 0)
-        for attempt in range(1, self.policy.attempts + 1):
-            result = self._call(name, call)
-            verdict = self.policy.verdict(result)
-            if verdict != "retry":
-                return SendResult(verdict == "delivered", result.status, result.request_id, result.error, attempt)
-            time.sleep(self.policy.delay(result, attempt))
-        return result
+        return send_with_retries(lambda: self._call(name, call), None, self.policy)
 
     def _call(self, name: str, call) -> SendResult:  # noqa: ANN001
         try:

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 import aiohttp
 
+from bot.line.api import access_token
 from bot.line.ratelimit import RateLimiter
 from bot.line.sending import BROADCAST, SendResult
 from bot.settings import Settings
@@ -45,8 +46,7 @@ class BulkPusher:
     """An event loop on a thread of its own; `send` is called from any thread and blocks."""
 
     def __init__(self, settings: Settings, lanes: int) -> None:
-        token = settings.line_channel_access_token
-        self.headers = {"Authorization": f"Bearer {token.get_secret_value() if token else 'local-mode-token'}",
+        self.headers = {"Authorization": f"Bearer {access_token(settings)}",
                         "Content-Type": "application/json"}
         self.url = f"{settings.line_api_base_url}/v2/bot/message/push"
         self.timeout = settings.line_timeout_seconds

@@ -63,18 +63,17 @@ class RetryPolicy:
 BROADCAST = RetryPolicy()
 
 
-def send_with_retries(call: Callable[[], SendResult], limiter: RateLimiter,
+def send_with_retries(call: Callable[[], SendResult], limiter: RateLimiter | None,
                       policy: RetryPolicy = BROADCAST) -> SendResult:
-    """One request, each attempt paced by the shared limiter and retried as the policy says
-    with the same retry key (inside `call`). A delivered result says how many attempts it took."""
+    """One request, each attempt paced by the shared limiter (if any) and retried as the policy
+    says with the same retry key (inside `call`). The result says how many attempts it took."""
     result = SendResult(False, 0)
     for attempt in range(1, policy.attempts + 1):
-        limiter.acquire()
+        if limiter is not None:
+            limiter.acquire()
         result = call()
         verdict = policy.verdict(result)
-        if verdict == "delivered":
-            return SendResult(True, result.status, result.request_id, None, attempt)
-        if verdict == "stop":
-            return result
+        if verdict != "retry":
+            return SendResult(verdict == "delivered", result.status, result.request_id, result.error, attempt)
         time.sleep(policy.delay(result, attempt))
     return result
