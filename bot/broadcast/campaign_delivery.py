@@ -70,8 +70,10 @@ class CampaignKind:
         return spec.track_clicks and bool(spec.survey.url)
 
     def ready(self, engine: Engine, item_id: str, item: dict[str, str]) -> str | None:
-        if campaigns.load(self.redis, item_id) is None:
+        spec = campaigns.load(self.redis, item_id)
+        if spec is None:
             return "unknown"
+        self._specs[item_id] = spec
         if item.get("state") not in ("queued", "sending"):
             return f"not sent ({item.get('state')})"
         if float(item.get("not_before") or 0) > time.time():

@@ -57,11 +57,12 @@ def campaign_create(settings: Settings, file: Path, *, handle: Any) -> int:
 def campaign_send(settings: Settings, campaign_id: str, *, handle: Any) -> int:
     from bot.broadcast import actions, campaigns
 
-    if not _exists(handle, campaign_id):
-        return 1
     city = load_catalog(settings.content_root).city(settings.city)
     try:
         held = actions.send_campaign(handle.client, handle.url, city, campaign_id)
+    except LookupError:
+        click.echo(f"no campaign {campaign_id}", err=True)
+        return 1
     except campaigns.CampaignError as exc:
         click.echo(f"campaign not sent: {exc}", err=True)
         return 1
