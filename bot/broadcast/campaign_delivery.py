@@ -53,6 +53,7 @@ class CampaignKind:
         self._pusher: BulkPusher | None = None
         self._lock = threading.Lock()
         self._specs: dict[str, campaigns.CampaignRequest] = {}
+        self._frozen: set[str] = set()  # campaigns whose audience is known to be frozen
         self._templates: dict[tuple[str, str, str | None], str] = {}
 
     def key(self, item_id: str) -> str:
@@ -84,13 +85,15 @@ class CampaignKind:
         key, spec = campaign_key(item_id), self.spec(item_id)
         city = item["city"]
         source = f"{key}:audience"
-        if self.redis.hget(key, "audience_ready") != "1":
+        # asked once per run, not at every claim step
+        if item_id not in self._frozen and self.redis.hget(key, "audience_ready") != "1":
             # Frozen once, with the flag in the same transaction: a crash leaves neither.
             pipe = self.redis.pipeline(transaction=True)
             pipe.sunionstore(source, [sub_set_key(city, "topic", t) for t in spec.topics])
             pipe.hset(key, mapping={"audience_ready": "1", "mode": "push per recipient (tracked links)"
                                     if self.tracked(item_id) else "multicast per variant"})
             pipe.execute()
+        self._frozen.add(item_id)
         area_ids = item["city_areas"].split(",") if "all" in spec.areas else spec.areas
         return Audience(source, [sub_set_key(city, "area", a) for a in sorted(set(area_ids) | {"all"})])
 
