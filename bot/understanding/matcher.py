@@ -254,7 +254,6 @@ class Matcher:
         self.guarded = frozenset(i.id for i in catalog.intents if i.guard)
         # Never a side button: the guarded, and what helps no one in danger (thanks, the menu).
         self.no_side_button = self.guarded | frozenset(i.id for i in catalog.intents if not i.next_step)
-        self.sensitive = frozenset(i.id for i in catalog.intents if i.flow == "sensitive" and i.id not in self.crisis)
 
     def _guard(self, query: str, scores: np.ndarray) -> set[str]:
         """An intent whose evidence is missing scores nothing; its `instead` takes its score
@@ -370,11 +369,11 @@ class Matcher:
 
     def decide(self, scores: Scores, thresholds: Thresholds | None = None) -> Match:
         """`decide` with this catalogue's intent roles (the evaluator sweeps `thresholds`)."""
-        return decide(scores, thresholds or self.thresholds, self.crisis, self.no_side_button, self.sensitive)
+        return decide(scores, thresholds or self.thresholds, self.crisis, self.no_side_button)
 
 
 def decide(scores: Scores, th: Thresholds, crisis: frozenset[str],
-           no_side_button: frozenset[str] = frozenset(), sensitive: frozenset[str] = frozenset()) -> Match:
+           no_side_button: frozenset[str] = frozenset()) -> Match:
     """Turn scores into answer / clarify / fallback / followup with explicit thresholds."""
     ranked = scores.intents
     top = ranked[0] if ranked else Candidate("", 0.0)
