@@ -22,7 +22,7 @@ from bot.core.clock import JST
 from bot.core.postback import postback_data
 from bot.line.api import LineApi
 from bot.settings import REPO_ROOT
-from tests.line_helpers import SECRET, TOKEN, body_of, event, residents_kept, sign, user
+from tests.line_helpers import SECRET, TOKEN, body_of, event, residents_kept, run_with_line, sign, user
 
 ADMIN = "staff-token"
 SURVEY = "https://example.city.jp/survey?id=r6"
@@ -62,11 +62,7 @@ def deliver(settings, redis_client, campaign_id, now=NOON):
     """What staff's 「送信」 does (actions.send_campaign, at `now`), then the job a worker runs."""
     city = load_catalog(settings.content_root).city("kumamoto")
     actions.send_campaign(redis_client, settings.redis_url, city, campaign_id, now=now)
-    api = LineApi(settings, retries=0)
-    try:
-        return CampaignDelivery(redis_client, api, settings).run(campaign_id)
-    finally:
-        api.close()
+    return run_with_line(CampaignDelivery, redis_client, settings, campaign_id)
 
 
 def subscribe(redis_client, people, area="chuo", topic="safety"):
