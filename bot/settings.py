@@ -70,8 +70,14 @@ class Settings(BaseSettings):
     public_url: str | None = env("BOT_PUBLIC_URL", default=None)
     # Outbound LINE calls run on this many threads per process.
     send_threads: int = env("BOT_SEND_THREADS", default=8, ge=1)
-    # Staff API bearer token; unset disables the staff API.
-    admin_api_token: SecretStr | None = env("ADMIN_API_TOKEN", default=None)
+    # The city's records (staff, audit log, alert and campaign history): an SQLAlchemy URL,
+    # e.g. postgresql://user:pass@host/db; None: SQLite under data_dir.
+    database_url: SecretStr | None = env("DATABASE_URL", default=None)
+    # Signs the console's session cookies and CSRF tokens. Required with a LINE channel;
+    # in local mode one is made and kept under data_dir.
+    secret_key: SecretStr | None = env("BOT_SECRET_KEY", default=None, min_length=32)
+    # A console session ends after this many minutes without a request.
+    session_minutes: int = env("BOT_SESSION_MINUTES", default=30, gt=0)
     # Alerts: one Redis-wide multicast rate for all workers, and the daily cap per resident.
     alert_rate_per_second: float = env("ALERT_RATE_PER_SECOND", default=150.0, gt=0)
     alert_daily_cap: int = env("ALERT_DAILY_CAP", default=3, ge=0)

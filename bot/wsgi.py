@@ -10,10 +10,14 @@ from pydantic import ValidationError
 
 from bot.settings import Settings, describe_error
 from bot.web.app import create_app
+from bot.web.security import StartupError
 
 try:
     settings = Settings.from_env()
 except ValidationError as exc:
     sys.exit(describe_error(exc))
 
-app = create_app(settings)
+try:
+    app = create_app(settings)
+except StartupError as exc:
+    sys.exit(str(exc))

@@ -21,7 +21,7 @@ from bot.runtime import Runtime, build
 from bot.settings import REPO_ROOT, Settings
 from bot.understanding.matcher import Matcher
 from bot.web.app import create_app
-from tests.line_helpers import ADMIN, OLD_SECRET, SECRET, TOKEN, FakeLineServer, LineUser
+from tests.line_helpers import CONSOLE_KEY, OLD_SECRET, SECRET, TOKEN, FakeLineServer, LineUser
 
 
 @pytest.fixture(scope="session")
@@ -86,9 +86,9 @@ def line() -> Iterator[FakeLineServer]:
 
 @pytest.fixture
 def alert_settings(settings: Settings, line: FakeLineServer) -> Settings:
-    """A LINE channel pointed at the fake LINE API, the staff API on, a fast alert rate."""
+    """A LINE channel pointed at the fake LINE API, the console's key, a fast alert rate."""
     return settings.with_(line_channel_secret=SECRET, line_channel_access_token=TOKEN, line_api_base_url=line.url,
-                          admin_api_token=ADMIN, alert_rate_per_second=1000.0)
+                          secret_key=CONSOLE_KEY, alert_rate_per_second=1000.0)
 
 
 @pytest.fixture
@@ -131,3 +131,21 @@ def line_user(client: FlaskClient, line: FakeLineServer):  # noqa: ANN201
     def make(user_id: str) -> LineUser:
         return LineUser(client, line, user_id)
     return make
+
+
+STAFF = (("editor1", "editor"), ("editor2", "editor"), ("approver1", "approver"), ("approver2", "approver"),
+         ("admin1", "admin"))
+
+
+@pytest.fixture
+def staff_auth(app: Flask) -> dict[str, dict[str, str]]:
+    """Staff accounts in the app's records (password: "password-" + name) and a bearer
+    header per account for the staff API."""
+    from bot.staff import accounts
+
+    database = app.extensions["bot"].database
+    headers = {}
+    for name, role in STAFF:
+        accounts.add_staff(database, None, name, role, f"password-{name}")
+        headers[name] = {"Authorization": f"Bearer {accounts.issue_token(database, None, name)}"}
+    return headers

@@ -15,7 +15,7 @@ from bot.line import signature
 from bot.line.fake import FakeLine, create_fake_line_app
 
 SECRET = "test-channel-secret"
-ADMIN = "staff-token-for-tests"  # the staff API bearer token in tests
+CONSOLE_KEY = "console-secret-key-for-tests-0123456789"  # BOT_SECRET_KEY in tests (32+ characters)
 OLD_SECRET = "previous-channel-secret"
 TOKEN = "test-access-token"
 DESTINATION = "U" + "1" * 32

@@ -21,8 +21,10 @@ from linebot.v3.messaging import FlexContainer, FlexMessage
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
+    StrictBool,
     ValidationError,
     field_validator,
 )
@@ -33,7 +35,7 @@ from bot.content.loader import City
 from bot.content.schema import AlertTopic, QuietHours
 from bot.core.clock import JST, next_at, within
 from bot.core.keys import ALERTS_ACTIVE, alert_key
-from bot.core.validation import every_error, neutral
+from bot.core.validation import clean, every_error, neutral
 
 SENSITIVE_TOPICS = ("dv", "sexual_violence", "stalking", "victim", "victim_support", "child_abuse", "suicide")
 LANGUAGES = ("ja", "en")  # an alert's versions; residents who chat in English get the English one if written
@@ -43,10 +45,11 @@ class AlertError(ValueError):
     """A request staff must correct; the message says what and why."""
 
 
-Title = Annotated[str, Field(min_length=1, max_length=60), AfterValidator(neutral)]
-Body = Annotated[str, Field(min_length=1, max_length=600)]  # 手口: who they pretend to be, what they say
-WhereWhen = Annotated[str, Field(max_length=200)]
-Countermeasures = list[Annotated[str, Field(min_length=1, max_length=80)]]
+Clean = BeforeValidator(clean)
+Title = Annotated[str, Clean, Field(min_length=1, max_length=60), AfterValidator(neutral)]
+Body = Annotated[str, Clean, Field(min_length=1, max_length=600)]  # 手口: who they pretend to be, what they say
+WhereWhen = Annotated[str, Clean, Field(max_length=200)]
+Countermeasures = list[Annotated[str, Clean, Field(min_length=1, max_length=80)]]
 
 
 class AlertText(BaseModel):
@@ -71,14 +74,14 @@ class AlertRequest(BaseModel):
     countermeasures: Countermeasures = Field(default_factory=list, max_length=3)
     en: AlertText | None = None
     desk: str | None = None  # default: the city's desk for the topic
-    send_now: bool = False  # staff override of the city's quiet hours
+    send_now: StrictBool = False  # staff override of the city's quiet hours ("yes" is refused, not true)
 
     @field_validator("topic")
     @classmethod
     def _topic(cls, topic: str) -> str:
         if topic in SENSITIVE_TOPICS or topic not in TOPICS:
-            raise ValueError(f"{topic!r} is not an alert topic (one of {', '.join(TOPICS)}); DV, sexual-violence "
-                             "and victim help are never pushed (docs/safety.md S1)")
+            raise ValueError(f"「{topic}」はお知らせの種類にありません（{', '.join(TOPICS)} のどれか）。DV・性暴力・"
+                             "犯罪被害の相談は、相談する人を守るためお知らせでは送りません")
         return topic
 
 
@@ -91,11 +94,11 @@ def validate_request(data: Any, city: City) -> AlertRequest:
     areas = {a.id for a in city.config.areas}
     unknown = [a for a in request.areas if a not in areas]
     if unknown:
-        raise AlertError(f"areas: unknown {unknown} (known: {', '.join(sorted(areas))})")
+        raise AlertError(f"areas: この市にない地域です {unknown}（{', '.join(sorted(areas))} から選んでください）")
     desk_id = request.desk or city.config.alert_desks[cast(AlertTopic, request.topic)]  # _topic: one of TOPICS
     desk = city.desks.get(desk_id)
     if desk is None or not desk.phones:
-        raise AlertError(f"desk: {desk_id!r} is not a desk of {city.id} with a phone number")
+        raise AlertError(f"desk: 「{desk_id}」は電話番号のある窓口として登録されていません")
     return request.model_copy(update={"desk": desk_id})
 
 
@@ -146,15 +149,33 @@ def quiet_until(quiet: QuietHours | None, topic: str | None, now: dt.datetime) -
     return next_at(quiet.end, now)
 
 
-def create_alert(client: redis.Redis, city: City, data: Any, now: dt.datetime | None = None) -> str:
+def release_time(request: AlertRequest, city: City, now: dt.datetime,
+                 at: dt.datetime | None = None) -> dt.datetime | None:
+    """When the alert goes out: None for at once; `at` when staff chose a later time; the end
+    of quiet hours when the time falls in them (unless staff chose to send now)."""
+    start = at if at is not None and at > now else now
+    held = None if request.send_now else quiet_until(city.config.quiet_hours, request.topic, start)
+    return held or (start if start > now else None)
+
+
+def new_id(now: dt.datetime | None = None) -> str:
+    """Sortable by creation time: 20261207093000-1a2b3c4d."""
+    return (now or dt.datetime.now(JST)).astimezone(JST).strftime("%Y%m%d%H%M%S") + "-" + uuid.uuid4().hex[:8]
+
+
+def create_alert(client: redis.Redis, city: City, data: Any, now: dt.datetime | None = None,
+                 at: dt.datetime | None = None, alert_id: str | None = None) -> str:
     """Validate, store and return the new alert's id (queued; bot.broadcast.alert_delivery sends it, at
-    once or, for a topic the city's quiet hours hold back, when they end)."""
+    once, at `at` if staff chose a time, or, for a topic the city's quiet hours hold back, when they end).
+    With `alert_id` (the staff record's id) a second call finds the alert stored and stores nothing."""
     request = validate_request(data, city)
     now = now or dt.datetime.now(JST)
-    alert_id = now.astimezone(JST).strftime("%Y%m%d%H%M%S") + "-" + uuid.uuid4().hex[:8]
+    if alert_id is not None and client.exists(alert_key(alert_id)):
+        return alert_id
+    alert_id = alert_id or new_id(now)
     messages = {lang: json.dumps(render(request, city, lang).to_dict(), ensure_ascii=False)
                 for lang in LANGUAGES if lang == "ja" or request.en}
-    release = None if request.send_now else quiet_until(city.config.quiet_hours, request.topic, now)
+    release = release_time(request, city, now, at)
     pipe = client.pipeline()
     if release is not None:
         pipe.hset(alert_key(alert_id), "not_before", f"{release.timestamp():.0f}")

@@ -19,6 +19,7 @@ import datetime as dt
 import hashlib
 import hmac
 import io
+import math
 import time
 import uuid
 from typing import Annotated, Any, cast
@@ -28,8 +29,10 @@ from linebot.v3.messaging import FlexContainer, FlexMessage, Message
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
+    StrictBool,
     ValidationError,
     model_validator,
 )
@@ -39,7 +42,7 @@ from bot.broadcast.subscriptions import TOPICS
 from bot.core.clock import JST
 from bot.core.keys import campaign_key, link_key
 from bot.core.postback import postback_data
-from bot.core.validation import every_error, neutral
+from bot.core.validation import clean, every_error, neutral
 from bot.line.messages import QuickAction, quick_reply
 
 TOKEN_BYTES = 16
@@ -49,7 +52,8 @@ class CampaignError(ValueError):
     """A request staff must correct."""
 
 
-Neutral = Annotated[str, AfterValidator(neutral)]
+Clean = BeforeValidator(clean)
+Neutral = Annotated[str, Clean, AfterValidator(neutral)]
 
 
 class Variant(BaseModel):
@@ -57,13 +61,13 @@ class Variant(BaseModel):
     name: Annotated[str, Field(pattern=r"^[A-Z]$")]
     weight: float = Field(default=1.0, gt=0)
     title: Annotated[Neutral, Field(min_length=1, max_length=60)]  # also the altText
-    text: Annotated[str, Field(min_length=1, max_length=600)]
+    text: Annotated[str, Clean, Field(min_length=1, max_length=600)]
     button: Annotated[Neutral, Field(min_length=1, max_length=20)] = "アンケートに答える"
 
 
 class Question(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    text: Annotated[str, Field(min_length=1, max_length=200)]
+    text: Annotated[str, Clean, Field(min_length=1, max_length=200)]
     options: list[Annotated[Neutral, Field(min_length=1, max_length=20)]] = Field(min_length=2, max_length=4)
 
 
@@ -73,25 +77,25 @@ class Survey(BaseModel):
     questions: list[Question] = Field(default_factory=list, max_length=5)
     # An optional last free-text question; off by default. The text is never kept:
     # only the count of residents who answered it.
-    free_text: bool = False
-    free_text_prompt: Annotated[str, Field(min_length=1, max_length=200)] = (
+    free_text: StrictBool = False
+    free_text_prompt: Annotated[str, Clean, Field(min_length=1, max_length=200)] = (
         "ほかにご意見があれば、自由にお書きください（送らなくても大丈夫です）。")
 
     @model_validator(mode="after")
     def _something(self) -> Survey:
         if not self.url and not self.questions:
-            raise ValueError("a survey needs a url, questions, or both")
+            raise ValueError("アンケートには、回答ページのURLか質問の少なくともどちらかが必要です")
         return self
 
 
 class CampaignRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    name: Annotated[str, Field(min_length=1, max_length=80)]
+    name: Annotated[str, Clean, Field(min_length=1, max_length=80)]
     topics: list[str] = Field(min_length=1)
     areas: list[str] = Field(default_factory=lambda: ["all"], min_length=1)
     variants: list[Variant] = Field(min_length=1, max_length=4)
     survey: Survey
-    track_clicks: bool = True  # per-recipient links: one push per recipient, not multicast
+    track_clicks: StrictBool = True  # per-recipient links: one push per recipient, not multicast
 
     @model_validator(mode="after")
     def _valid(self) -> CampaignRequest:
@@ -99,23 +103,37 @@ class CampaignRequest(BaseModel):
             self.topics = list(TOPICS)
         unknown = [t for t in self.topics if t not in TOPICS]
         if unknown:
-            raise ValueError(f"topics {unknown} are not subscription topics ({', '.join(TOPICS)}); "
-                             "campaigns never target a sensitive topic (docs/safety.md S1)")
+            raise ValueError(f"topics: {unknown} は登録の種類にありません（{', '.join(TOPICS)}）。キャンペーンは"
+                             "相談の話題で相手を選びません")
         names = [v.name for v in self.variants]
         if len(set(names)) != len(names):
-            raise ValueError("variant names must differ")
+            raise ValueError("パターン名（A、B…）が重なっています")
         return self
 
 
-def create_campaign(client: redis.Redis, city_id: str, city_areas: list[str], data: Any) -> str:
+def validate(data: Any, city_areas: list[str]) -> CampaignRequest:
     try:
         request = CampaignRequest.model_validate(data)
     except ValidationError as exc:
         raise CampaignError(every_error(exc)) from None
-    unknown = [a for a in request.areas if a not in city_areas]
+    unknown = [a for a in request.areas if a not in city_areas and a != "all"]
     if unknown:
-        raise CampaignError(f"areas: unknown {unknown}")
-    campaign_id = "c" + uuid.uuid4().hex[:8]
+        raise CampaignError(f"areas: この市にない地域です {unknown}")
+    return request
+
+
+def new_id() -> str:
+    return "c" + uuid.uuid4().hex[:8]  # short: it is part of LINE's aggregation unit names
+
+
+def create_campaign(client: redis.Redis, city_id: str, city_areas: list[str], data: Any,
+                    campaign_id: str | None = None) -> str:
+    """Validate and store a campaign (a draft until sent). With `campaign_id` (the staff
+    record's id) a second call finds it stored and stores nothing."""
+    request = validate(data, city_areas)
+    if campaign_id is not None and client.exists(campaign_key(campaign_id)):
+        return campaign_id
+    campaign_id = campaign_id or new_id()
     client.hset(campaign_key(campaign_id), mapping={
         "city": city_id, "city_areas": ",".join(city_areas), "spec": request.model_dump_json(),
         "created_at": f"{time.time():.3f}", "state": "draft"})
@@ -271,6 +289,7 @@ def campaign_stats(client: redis.Redis, campaign_id: str) -> dict[str, Any] | No
                            "baseline": {"open_rate": round(stats.BASELINE_OPEN, 4),
                                         "click_rate": round(stats.BASELINE_CLICK, 4)}}
     rates: dict[str, dict[str, stats.Rate]] = {}
+    measured = spec.track_clicks and spec.survey.url is not None
     for name in variants:
         delivered = int(client.get(f"{campaign_key(campaign_id)}:delivered:{name}") or 0)
         unique_clicks = client.scard(f"{campaign_key(campaign_id)}:clickers:{name}")
@@ -288,7 +307,10 @@ def campaign_stats(client: redis.Redis, campaign_id: str) -> dict[str, Any] | No
             "delivered": delivered,
             "opens": opens if opens is not None else "not yet known",
             "open_rate": open_rate.as_dict() if open_rate else "not yet known",
-            "unique_clicks": unique_clicks, "clicks": clicks, "click_rate": click_rate.as_dict(),
+            # without tracked links nobody's click is counted: "not measured", never 0
+            "unique_clicks": unique_clicks if measured else "not measured",
+            "clicks": clicks if measured else "not measured",
+            "click_rate": click_rate.as_dict() if measured else "not measured",
             "line_unique_clicks": line_clicks if line_clicks is not None else "not yet known",
             "responses": responses, "response_rate": response_rate.as_dict(),
             "answers": [{o: sum(1 for a in qa if a == f"{name}:{k}") for k, o in enumerate(q.options)}
@@ -299,7 +321,8 @@ def campaign_stats(client: redis.Redis, campaign_id: str) -> dict[str, Any] | No
     if len(variants) >= 2:
         a, b = variants[0], variants[1]
         out["comparison"] = {
-            "click": stats.compare(rates[a]["click"], rates[b]["click"], (a, b)).verdict,
+            "click": stats.compare(rates[a]["click"], rates[b]["click"], (a, b)).verdict if measured
+            else "not measured",
             "response": stats.compare(rates[a]["response"], rates[b]["response"], (a, b)).verdict,
         }
     return out
@@ -316,12 +339,13 @@ def chart_svg(report: dict[str, Any]) -> str:
     width, height, left, top, plot_h = 230 + 190 * len(variants), 360, 60, 40, 240
     right = width - 120
     values = [v[key]["high"] for _, v in variants for key, _, _ in bars if isinstance(v[key], dict) and v[key]["high"]]
-    top_value = max([0.4, *values])
+    # the axis reaches past the tallest interval, in steps of 10% (a bar never rises above it)
+    top_value = math.ceil(max([0.4, *values]) * 10 - 1e-9) / 10
     y = lambda r: top + plot_h * (1 - r / top_value)  # noqa: E731
     out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" font-family="sans-serif" '
            f'font-size="12"><rect width="100%" height="100%" fill="white"/>',
            f'<text x="{left}" y="20" font-size="14">{escape(report["name"])}</text>']
-    for frac in (0.0, 0.1, 0.2, 0.3, 0.4):
+    for frac in (step / 10 for step in range(int(round(top_value * 10)) + 1)):
         if frac <= top_value:
             out.append(f'<line x1="{left}" x2="{right}" y1="{y(frac):.1f}" y2="{y(frac):.1f}" stroke="#eee"/>'
                        f'<text x="{left - 8}" y="{y(frac) + 4:.1f}" text-anchor="end">{frac:.0%}</text>')
@@ -343,24 +367,41 @@ def chart_svg(report: dict[str, Any]) -> str:
             out.append(f'<rect x="{x}" y="{y(rate["rate"]):.1f}" width="40" height="{y(0) - y(rate["rate"]):.1f}" '
                        f'fill="{colour}"/><line x1="{x + 20}" x2="{x + 20}" y1="{y(rate["low"]):.1f}" '
                        f'y2="{y(rate["high"]):.1f}" stroke="#222"/><text x="{x + 20}" y="{y(rate["high"]) - 4:.1f}" '
-                       f'text-anchor="middle">{rate["rate"]:.1%}</text>')
+                       f'text-anchor="middle">{rate["rate"]:.1%}</text>'
+                       f'<text x="{x + 20}" y="{y(0) - 4:.1f}" text-anchor="middle" fill="white" font-size="10">'
+                       f'{rate["hits"]:,}</text>')
     out.append("</svg>")
     return "".join(out)
 
 
-def stats_csv(report: dict[str, Any]) -> str:
+def stats_csv(report: dict[str, Any], questions: list[Question] | None = None) -> str:
+    """Everything on the results page: the funnel per variant, the baseline, the comparison,
+    and (given the questions) the answer counts per option."""
     buf = io.StringIO()
     writer = csv.writer(buf)
-    writer.writerow(["variant", "delivered", "opens", "unique_clicks", "clicks", "click_rate", "click_low",
-                     "click_high", "responses", "response_rate"])
+    writer.writerow(["variant", "delivered", "opens", "open_rate", "unique_clicks", "clicks", "click_rate",
+                     "click_low", "click_high", "responses", "response_rate", "response_low", "response_high"])
     for name, v in report["variants"].items():
-        writer.writerow([name, v["delivered"], v["opens"], v["unique_clicks"], v["clicks"],
-                         _fmt(v["click_rate"]["rate"]), _fmt(v["click_rate"]["low"]), _fmt(v["click_rate"]["high"]),
-                         v["responses"], _fmt(v["response_rate"]["rate"])])
+        writer.writerow([name, v["delivered"], v["opens"], _rate(v["open_rate"], "rate"), v["unique_clicks"],
+                         v["clicks"], _rate(v["click_rate"], "rate"), _rate(v["click_rate"], "low"),
+                         _rate(v["click_rate"], "high"), v["responses"], _rate(v["response_rate"], "rate"),
+                         _rate(v["response_rate"], "low"), _rate(v["response_rate"], "high")])
+    writer.writerow([])
+    writer.writerow(["baseline_open_rate", report["baseline"]["open_rate"], "baseline_click_rate",
+                     report["baseline"]["click_rate"]])
+    for key, verdict in (report.get("comparison") or {}).items():
+        writer.writerow([f"comparison_{key}", verdict])
+    for index, question in enumerate(questions or []):
+        writer.writerow([])
+        writer.writerow([f"question_{index + 1}", question.text, *report["variants"]])
+        for option in question.options:
+            writer.writerow(["", option, *(v["answers"][index].get(option, 0) for v in report["variants"].values())])
     return buf.getvalue()
 
 
-def _fmt(value: float | None) -> str:
-    return "" if value is None else f"{value:.4f}"
+def _rate(value: Any, key: str) -> str:
+    if not isinstance(value, dict):
+        return str(value)  # "not measured", "not yet known"
+    return "" if value.get(key) is None else f"{value[key]:.4f}"
 
 

@@ -88,7 +88,8 @@ class DigestDelivery:
         if self.redis.hget(key, "state") == "closed":
             # Only "done" is finished: an alert stopped by LINE's monthly limit resumes later
             # and may still set residents aside for this digest (which could not go out either).
-            unfinished = [a for a in alert_ids if self.redis.hget(alert_key(a), "state") != "done"]
+            # A cancelled alert never started, so it set nobody aside.
+            unfinished = [a for a in alert_ids if self.redis.hget(alert_key(a), "state") not in ("done", "cancelled")]
             if unfinished:
                 self._retry_later(city_id, day)
                 return f"waiting for {len(unfinished)} alert(s) of the day"

@@ -37,7 +37,7 @@ from typing import Protocol, cast
 import redis
 from redis.exceptions import LockError
 
-from bot.broadcast.scripts import CLAIM, PREPARE, SCAN_COUNT
+from bot.broadcast.scripts import CLAIM, PREPARE, SCAN_COUNT, START_OR_CANCEL
 from bot.core.clock import JST
 from bot.core.keys import daily_cap_key, lease_key, sub_digest_key, sub_english_key
 from bot.line.api import LineApi
@@ -115,6 +115,7 @@ class Engine:
         self.push_limiter = RateLimiter(client, "push", 10 * settings.alert_rate_per_second, burst=10)
         self._prepare_script = client.register_script(PREPARE)
         self._claim_script = client.register_script(CLAIM)
+        self._start_script = client.register_script(START_OR_CANCEL)
         self.token = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
         self._lock: redis.lock.Lock | None = None
         self._finished = threading.Event()  # tells the keep-alive thread to stop
@@ -159,7 +160,7 @@ class Engine:
         item = cast("dict[str, str]", self.redis.hgetall(key))  # the client decodes responses: str, not bytes
         if not item:
             return "unknown"
-        if item.get("state") in ("done", "stopped_monthly_limit"):
+        if item.get("state") in ("done", "stopped_monthly_limit", "cancelled"):
             self.redis.srem(self.kind.active, item_id)
             return item["state"]
         not_ready = self.kind.ready(self, item_id, item)
@@ -172,8 +173,9 @@ class Engine:
         keeper = threading.Thread(target=self._keep_lease, name="lease", daemon=True)
         keeper.start()
         try:
-            self.redis.hset(key, mapping={"state": "sending",
-                                          "started_at": item.get("started_at") or f"{time.time():.3f}"})
+            if self._start_script(keys=[key], args=["sending", f"{time.time():.3f}"]) not in ("queued", "sending"):
+                self.redis.srem(self.kind.active, item_id)
+                return "cancelled"  # staff cancelled it before it started: nothing is sent
             outcome, claimed = self._deliver(item_id, item)
             if outcome == "monthly_limit":
                 self.redis.hset(key, mapping={

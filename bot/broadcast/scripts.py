@@ -188,3 +188,23 @@ redis.call('EXPIRE', KEYS[2], 1209600)
 redis.call('EXPIRE', KEYS[1], 1209600)
 return 1
 """
+
+
+# Start a delivery unless staff cancelled it first; cancel it unless a worker started it.
+# The two are one step each, so a cancel and a worker racing for the same alert can never
+# both win: either nothing is sent, or the cancel is refused.
+# KEYS: the item's hash. ARGV: the new state ('sending' or 'cancelled'), now.
+# Returns the state the item had ('' when there was none).
+START_OR_CANCEL = """
+local state = redis.call('HGET', KEYS[1], 'state')
+if not state then return '' end
+if ARGV[1] == 'sending' then
+  if state == 'queued' or state == 'sending' then
+    redis.call('HSET', KEYS[1], 'state', 'sending')
+    if not redis.call('HGET', KEYS[1], 'started_at') then redis.call('HSET', KEYS[1], 'started_at', ARGV[2]) end
+  end
+elseif state == 'queued' or state == 'draft' then
+  redis.call('HSET', KEYS[1], 'state', 'cancelled', 'cancelled_at', ARGV[2])
+end
+return state
+"""

@@ -1,5 +1,5 @@
 """Command line: `python -m bot chat | check | evaluate | serve | fake-line | richmenu | worker
-| alert | campaign` (README, "Commands").
+| alert | campaign | staff` (README, "Commands").
 
 The commands call the same domain functions as every other surface (runtime, dialogue,
 loader, evaluate, bot.broadcast); nothing here re-implements them. One module per command
@@ -20,6 +20,7 @@ from bot.cli.chat import chat
 from bot.cli.content import check, cmd_check, evaluate
 from bot.cli.richmenu import richmenu_command
 from bot.cli.serve import fake_line, serve
+from bot.cli.staff import staff
 from bot.cli.worker import worker
 from bot.settings import Settings
 
@@ -33,7 +34,7 @@ def cli() -> None:
     pass
 
 
-for _command in (chat, check, evaluate, serve, fake_line, richmenu_command, worker, alert, campaign):
+for _command in (chat, check, evaluate, serve, fake_line, richmenu_command, worker, alert, campaign, staff):
     cli.add_command(_command)
 
 

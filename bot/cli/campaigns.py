@@ -115,7 +115,8 @@ def campaign_stats(settings: Settings, campaign_id: str, as_csv: bool, *, handle
         click.echo(f"no campaign {campaign_id}", err=True)
         return 1
     if as_csv:
-        click.echo(campaigns.stats_csv(report))
+        spec = campaigns.load(handle.client, campaign_id)
+        click.echo(campaigns.stats_csv(report, spec.survey.questions if spec else None))
     else:
         print_json(report)
     return 0

@@ -52,7 +52,14 @@ def cmd_serve(settings: Settings, dev: bool = False) -> int:
     from bot.runtime import build
     from bot.web.app import FAKE_LINE_PREFIX, create_app
 
+    from bot.web.security import StartupError, console_secret
+
     logging.getLogger().setLevel(settings.log_level)
+    try:
+        console_secret(settings)
+    except StartupError as exc:
+        click.echo(str(exc), err=True)
+        return 2
     try:
         catalog = load_catalog(settings.content_root)  # refuse to start on invalid content, before forking
     except ContentError as exc:

@@ -81,3 +81,8 @@ def daily_cap_key(day: str) -> str:
 def link_key(token: str) -> str:
     """a tracked link: campaign, variant and survey URL, never the resident."""
     return f"link:{token}"
+
+
+def scratch_key(purpose: str, token: str) -> str:
+    """a short-lived working set (e.g. the union of areas while counting a reach); expires in a minute."""
+    return f"scratch:{purpose}:{token}"

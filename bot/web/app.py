@@ -25,6 +25,9 @@ from bot.line.fake import FakeLine
 from bot.line.signature import verify as verify_signature
 from bot.runtime import Runtime, build
 from bot.settings import Settings
+from bot.staff.db import Database, open_database
+from bot.staff.records import Context
+from bot.web.security import configure_security, console_secret
 
 log = logging.getLogger(__name__)
 LOCAL_SECRET = "local-mode-channel-secret"
@@ -40,7 +43,13 @@ class Services:
     outbox: Outbox
     events: EventHandler
     secrets: tuple[str, ...]
+    database: Database
     fake_line: FakeLine | None = None
+
+    def staff_context(self) -> Context:
+        """What the staff domain functions (bot.staff) work in, for this app's city."""
+        return Context(self.database, self.runtime.redis.client, self.runtime.redis.url,
+                       self.runtime.catalog.city(self.settings.city), self.settings)
 
     def verify(self, body: bytes, signature: str) -> bool:
         """LINE's signature over the exact body bytes, by the current or the previous secret."""
@@ -50,6 +59,7 @@ class Services:
         self.outbox.close()
         self.line_api.close()
         self.runtime.close()
+        self.database.close()
 
 
 def create_app(settings: Settings | None = None, *, runtime: Runtime | None = None,
@@ -71,13 +81,15 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     secrets = tuple(s.get_secret_value() for s in (settings.line_channel_secret, settings.line_channel_secret_previous)
                     if s)
 
+    key = console_secret(settings)  # before anything starts: a missing secret stops here
     runtime = runtime or build(settings)
     line_api = LineApi(settings)
     outbox = Outbox(line_api, settings.send_threads, synchronous=synchronous_sends)
     events = EventHandler(runtime.dialogue(settings.city), runtime.store, runtime.redis.client, outbox)
-    services = Services(settings, runtime, line_api, outbox, events, secrets, fake_line)
+    services = Services(settings, runtime, line_api, outbox, events, secrets, open_database(settings), fake_line)
     app.extensions["bot"] = services
 
+    from bot.web.console import bp as console_bp
     from bot.web.health import bp as health_bp
     from bot.web.links import bp as links_bp
     from bot.web.staff_api import bp as staff_api_bp
@@ -87,6 +99,10 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     app.register_blueprint(health_bp)
     app.register_blueprint(staff_api_bp)
     app.register_blueprint(links_bp)
+    app.register_blueprint(console_bp)
+    csrf = configure_security(app, settings, key, runtime.redis.url)
+    for surface in (webhook_bp, health_bp, staff_api_bp, links_bp):
+        csrf.exempt(surface)  # signed by LINE, bearer tokens, or read-only: no browser session
     if settings.local_mode:
         from werkzeug.middleware.dispatcher import DispatcherMiddleware
 
@@ -94,6 +110,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
         from bot.web.simulator import bp as simulator_bp
 
         app.register_blueprint(simulator_bp)
+        csrf.exempt(simulator_bp)
         app.wsgi_app = DispatcherMiddleware(  # type: ignore[method-assign]
             app.wsgi_app, {FAKE_LINE_PREFIX: create_fake_line_app(fake_line)})
     return app

@@ -1,98 +1,164 @@
-"""The staff JSON API (bearer ADMIN_API_TOKEN): alerts and campaigns.
-
-It calls the same domain functions as the CLI (bot.broadcast.actions, bot.broadcast.status).
-"""
+"""The staff JSON API: per-staff bearer tokens (`python -m bot staff token NAME`), the same roles
+and transitions as the console, through the same domain functions (bot.staff)."""
 
 from __future__ import annotations
 
-import hmac
+from typing import Any
 
-from flask import Blueprint, current_app, jsonify, request
+from flask import Blueprint, Response, current_app, g, jsonify, request
+from flask.typing import ResponseReturnValue
 
-from bot.broadcast import actions, alerts, campaigns
+from bot.broadcast import campaigns
 from bot.broadcast import status as delivery_status
+from bot.staff import accounts, alert_workflow, audit, campaign_workflow, records
+from bot.staff.errors import Forbidden, StaffError
+from bot.staff.records import Context
+from bot.staff.roles import Actor
 
 bp = Blueprint("staff_api", __name__, url_prefix="/api")
+WORKFLOWS: dict[str, Any] = {"alerts": alert_workflow, "campaigns": campaign_workflow}
+KINDS = {"alerts": "alert", "campaigns": "campaign"}
+
+
+def ctx() -> Context:
+    return current_app.extensions["bot"].staff_context()  # type: ignore[no-any-return]
+
+
+def actor() -> Actor:
+    return g.actor  # type: ignore[no-any-return]
 
 
 @bp.before_request
-def require_token():  # noqa: ANN201
-    token = current_app.extensions["bot"].settings.admin_api_token
-    if not token:
-        return jsonify({"message": "the staff API is off: set ADMIN_API_TOKEN"}), 503
+def authenticate() -> ResponseReturnValue | None:
     given = request.headers.get("Authorization", "")
-    if not (given.startswith("Bearer ") and hmac.compare_digest(given[7:].encode(), token.get_secret_value().encode())):
-        return jsonify({"message": "missing or wrong bearer token"}), 401
+    found = accounts.actor_for_token(current_app.extensions["bot"].database, given[7:]) \
+        if given.startswith("Bearer ") and len(given) < 200 else None
+    if found is None:
+        return jsonify({"message": "APIトークンがないか、正しくありません（python -m bot staff token NAME で発行）。"}), 401
+    g.actor = found
     return None
 
 
-@bp.post("/alerts")
-def create_alert():  # noqa: ANN201
-    services = current_app.extensions["bot"]
-    runtime = services.runtime
+@bp.errorhandler(StaffError)
+def staff_error(exc: StaffError) -> ResponseReturnValue:
+    return jsonify({"message": exc.message}), exc.status
+
+
+def body() -> dict[str, Any]:
     data = request.get_json(silent=True)
     if not isinstance(data, dict):
-        return jsonify({"message": "send a JSON object"}), 400
-    city = runtime.catalog.city(services.settings.city)
+        raise StaffError("JSONのオブジェクトで送ってください（Content-Type: application/json）。")
+    return data
+
+
+def record_json(kind: str, record: Any) -> dict[str, Any]:
+    out = alert_workflow.as_dict(record)
+    if kind == "alerts" and record.delivery_id:
+        status = delivery_status.alert_status(ctx().redis, record.delivery_id, ctx().settings.alert_rate_per_second)
+        out["delivery"] = status.as_dict() if status else None
+    return out
+
+
+@bp.post("/<any(alerts, campaigns):kind>")
+def create(kind: str) -> ResponseReturnValue:
+    """A draft awaiting approval (unless "submit": false), with its reach now."""
+    data = body()
+    submit = data.pop("submit", True)
+    if not isinstance(submit, bool):
+        raise StaffError("submit: true か false で指定してください。")
+    workflow = WORKFLOWS[kind]
+    preview = workflow.preview(ctx(), data)
+    record = workflow.draft(ctx(), actor(), data, submit=submit)
+    return jsonify({**record_json(kind, record), "reach": preview["reach"]}), 201
+
+
+@bp.post("/<any(alerts, campaigns):kind>/preview")
+def preview(kind: str) -> ResponseReturnValue:
+    return jsonify(WORKFLOWS[kind].preview(ctx(), body()))
+
+
+@bp.get("/<any(alerts, campaigns):kind>")
+def history(kind: str) -> ResponseReturnValue:
+    args = request.args
+    rows = records.history(ctx(), kind=KINDS[kind], state=args.get("state") or None,
+                           topic=args.get("topic") or None, area=args.get("area") or None,
+                           author=args.get("author") or None, text=args.get("q") or None,
+                           since=_date(args.get("since")), until=_date(args.get("until")))
+    return jsonify({"items": [alert_workflow.as_dict(r) for r in rows]})
+
+
+def _date(value: str | None):  # noqa: ANN202
+    import datetime as dt
+
+    if not value:
+        return None
     try:
-        status = actions.send_alert(runtime.redis.client, runtime.redis.url, city, data,
-                                     services.settings.alert_rate_per_second)
-    except alerts.AlertError as exc:
-        return jsonify({"message": str(exc)}), 400
-    return jsonify({"id": status.id, "status": f"/api/alerts/{status.id}",
-                    "scheduled_for": status.scheduled_for}), 202
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise StaffError(f"日付は 2026-12-07 の形で指定してください（{value[:20]}）。") from None
 
 
-@bp.get("/alerts/<alert_id>")
-def alert_status(alert_id: str):  # noqa: ANN201
-    services = current_app.extensions["bot"]
-    status = delivery_status.alert_status(services.runtime.redis.client, alert_id, services.settings.alert_rate_per_second)
-    if status is None:
-        return jsonify({"message": "no such alert"}), 404
-    return jsonify(status.as_dict())
+@bp.get("/<any(alerts, campaigns):kind>/<record_id>")
+def show(kind: str, record_id: str) -> ResponseReturnValue:
+    return jsonify(record_json(kind, records.get(ctx(), record_id, KINDS[kind])))
 
 
-@bp.post("/campaigns")
-def create_campaign():  # noqa: ANN201
-    services = current_app.extensions["bot"]
-    data = request.get_json(silent=True)
-    if not isinstance(data, dict):
-        return jsonify({"message": "send a JSON object"}), 400
-    city = services.runtime.catalog.city(services.settings.city)
-    try:
-        campaign_id = campaigns.create_campaign(services.runtime.redis.client, city.id,
-                                                [a.id for a in city.config.areas], data)
-    except campaigns.CampaignError as exc:
-        return jsonify({"message": str(exc)}), 400
-    return jsonify({"id": campaign_id, "stats": f"/api/campaigns/{campaign_id}/stats"}), 201
+@bp.put("/<any(alerts, campaigns):kind>/<record_id>")
+def edit(kind: str, record_id: str) -> ResponseReturnValue:
+    return jsonify(record_json(kind, WORKFLOWS[kind].edit(ctx(), actor(), record_id, body())))
 
 
-@bp.post("/campaigns/<campaign_id>/send")
-def send_campaign(campaign_id: str):  # noqa: ANN201
-    services = current_app.extensions["bot"]
-    city = services.runtime.catalog.city(services.settings.city)
-    try:
-        held = actions.send_campaign(services.runtime.redis.client, services.runtime.redis.url, city, campaign_id)
-    except LookupError:
-        return jsonify({"message": "no such campaign"}), 404
-    except campaigns.CampaignError as exc:
-        return jsonify({"message": str(exc)}), 409
-    return jsonify({"id": campaign_id, "state": "queued", "scheduled_for": held}), 202
+@bp.post("/<any(alerts, campaigns):kind>/<record_id>/<any(submit, approve, cancel, send_alone):action>")
+def act(kind: str, record_id: str, action: str) -> ResponseReturnValue:
+    workflow = WORKFLOWS[kind]
+    if action == "send_alone" and kind != "alerts":
+        raise Forbidden("承認者ひとりで送れるのは緊急のお知らせだけです。")
+    record = getattr(workflow, action)(ctx(), actor(), record_id)
+    return jsonify(record_json(kind, record))
 
 
-@bp.get("/campaigns/<campaign_id>/stats")
-def campaign_stats(campaign_id: str):  # noqa: ANN201
-    report = campaigns.campaign_stats(current_app.extensions["bot"].runtime.redis.client, campaign_id)
+@bp.post("/<any(alerts, campaigns):kind>/<record_id>/reject")
+def reject(kind: str, record_id: str) -> ResponseReturnValue:
+    reason = body().get("reason")
+    record = WORKFLOWS[kind].reject(ctx(), actor(), record_id, reason if isinstance(reason, str) else "")
+    return jsonify(record_json(kind, record))
+
+
+@bp.get("/campaigns/<record_id>/stats")
+def campaign_stats(record_id: str) -> ResponseReturnValue:
+    record = records.get(ctx(), record_id, "campaign")
+    report = campaigns.campaign_stats(ctx().redis, record.delivery_id or "")
     if report is None:
-        return jsonify({"message": "no such campaign"}), 404
+        raise StaffError("まだ送信されていないため、結果はありません。")
     if request.args.get("format") == "csv":
-        return campaigns.stats_csv(report), 200, {"Content-Type": "text/csv; charset=utf-8"}
+        _audit_export(record_id)
+        questions = campaigns.CampaignRequest.model_validate(record.request).survey.questions
+        return Response(campaigns.stats_csv(report, questions), 200, {"Content-Type": "text/csv; charset=utf-8"})
     return jsonify(report)
 
 
-@bp.get("/campaigns/<campaign_id>/chart.svg")
-def campaign_chart(campaign_id: str):  # noqa: ANN201
-    report = campaigns.campaign_stats(current_app.extensions["bot"].runtime.redis.client, campaign_id)
+@bp.get("/campaigns/<record_id>/chart.svg")
+def campaign_chart(record_id: str) -> ResponseReturnValue:
+    record = records.get(ctx(), record_id, "campaign")
+    report = campaigns.campaign_stats(ctx().redis, record.delivery_id or "")
     if report is None:
-        return jsonify({"message": "no such campaign"}), 404
-    return campaigns.chart_svg(report), 200, {"Content-Type": "image/svg+xml; charset=utf-8"}
+        raise StaffError("まだ送信されていないため、結果はありません。")
+    return Response(campaigns.chart_svg(report), 200, {"Content-Type": "image/svg+xml; charset=utf-8"})
+
+
+def _audit_export(subject: str) -> None:
+    with ctx().db.session() as session:
+        audit.record(session, actor().name, "export", "audit" if subject == "audit" else "campaign", subject)
+
+
+@bp.get("/audit")
+def audit_log() -> ResponseReturnValue:
+    if not actor().can("admin"):
+        raise Forbidden("監査ログは管理者だけが見られます。")
+    rows = audit.entries(ctx().db, limit=min(int(request.args.get("limit", "500") or 500), 5000),
+                         actor=request.args.get("actor") or None, subject_id=request.args.get("subject") or None)
+    if request.args.get("format") == "csv":
+        _audit_export("audit")
+        return Response(audit.to_csv(rows), 200, {"Content-Type": "text/csv; charset=utf-8",
+                                                   "Content-Disposition": "attachment; filename=audit.csv"})
+    return jsonify({"items": [audit.as_dict(r) for r in rows]})

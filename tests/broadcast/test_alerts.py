@@ -30,7 +30,6 @@ from bot.runtime import build
 from bot.settings import REPO_ROOT
 from bot.web.app import create_app
 from tests.line_helpers import (
-    ADMIN,
     SECRET,
     TOKEN,
     residents_kept,
@@ -242,13 +241,13 @@ def test_monthly_limit_stops_the_job_with_a_clear_state(redis_client, alert_sett
 
 @pytest.mark.parametrize("topic", ["dv", "sexual_violence", "victim_support", "stalking"])
 def test_sensitive_topics_can_never_be_alerts(redis_client, city, topic):
-    with pytest.raises(alerts.AlertError, match="never pushed"):
+    with pytest.raises(alerts.AlertError, match="お知らせでは送りません"):
         alerts.create_alert(redis_client, city, fraud_alert(topic=topic))
     assert redis_client.keys("alert:*") == []
 
 
 def test_titles_stay_neutral_on_the_lock_screen(redis_client, city):
-    with pytest.raises(alerts.AlertError, match="lock screens"):
+    with pytest.raises(alerts.AlertError, match="ロック画面"):
         alerts.create_alert(redis_client, city, fraud_alert(title="DV被害の相談会"))
 
 
@@ -311,43 +310,47 @@ def test_worker_killed_mid_job_and_restarted_misses_no_one_and_doubles_no_one(
 # ------------------------------------------------------------- staff API and CLI
 
 
-def test_staff_api_creates_queues_and_reports(alert_settings, redis_client, client):
+def test_staff_api_drafts_approves_queues_and_reports(alert_settings, redis_client, client, staff_auth):
     assert client.post("/api/alerts", json=fraud_alert()).status_code == 401
     assert client.post("/api/alerts", json=fraud_alert(),
                        headers={"Authorization": "Bearer nope"}).status_code == 401
-    auth = {"Authorization": f"Bearer {ADMIN}"}
-    refused = client.post("/api/alerts", json=fraud_alert(topic="dv"), headers=auth)
-    assert refused.status_code == 400 and "never pushed" in refused.json["message"]
-    bad_area = client.post("/api/alerts", json=fraud_alert(areas=["mars"]), headers=auth)
+    editor, approver = staff_auth["editor1"], staff_auth["approver1"]
+    refused = client.post("/api/alerts", json=fraud_alert(topic="dv"), headers=editor)
+    assert refused.status_code == 400 and "DV" in refused.json["message"]
+    bad_area = client.post("/api/alerts", json=fraud_alert(areas=["mars"]), headers=editor)
     assert bad_area.status_code == 400 and "areas" in bad_area.json["message"]
-    # staff may override quiet hours; an emergency never waits for them
-    created = client.post("/api/alerts", json=fraud_alert(send_now=True), headers=auth)
-    assert created.status_code == 202 and created.json["scheduled_for"] is None
+    assert client.post("/api/alerts", json=fraud_alert(send_now="yes"), headers=editor).status_code == 400
+    # a draft awaiting approval, with its reach; nothing is queued until an approver approves
+    created = client.post("/api/alerts", json=fraud_alert(send_now=True), headers=editor)
+    assert created.status_code == 201 and created.json["state"] == "awaiting_approval"
+    assert created.json["reach"]["now"] == 0 and created.json["author"] == "editor1"
     alert_id = created.json["id"]
-    urgent = client.post("/api/alerts", json=fraud_alert(topic="emergency", title="緊急治安情報"), headers=auth)
-    assert urgent.status_code == 202 and urgent.json["scheduled_for"] is None
+    assert Queue(queue.QUEUE, connection=queue.rq_connection(alert_settings.redis_url)).count == 0
+    assert client.post(f"/api/alerts/{alert_id}/approve", headers=editor).status_code == 403
+    approved = client.post(f"/api/alerts/{alert_id}/approve", headers=approver)
+    assert approved.status_code == 200 and approved.json["state"] == "queued", approved.json
+    assert approved.json["approver"] == "approver1" and approved.json["scheduled_for"] is None
+    assert client.post(f"/api/alerts/{alert_id}/approve", headers=staff_auth["approver2"]).status_code == 409
+    # an emergency never waits: one approver may send it alone, and the record says so
+    urgent = client.post("/api/alerts", json=fraud_alert(topic="emergency", title="緊急治安情報"), headers=approver)
+    sent = client.post(f"/api/alerts/{urgent.json['id']}/send_alone", headers=approver)
+    assert sent.status_code == 200 and sent.json["sole_approval"] and sent.json["state"] == "queued"
     assert Queue(queue.QUEUE, connection=queue.rq_connection(alert_settings.redis_url)).count == 2
-    status = client.get(f"/api/alerts/{alert_id}", headers=auth)
-    assert status.status_code == 200 and status.json["state"] == "queued"
+    status = client.get(f"/api/alerts/{alert_id}", headers=editor)
+    assert status.status_code == 200 and status.json["delivery"]["state"] == "queued"
     assert "「警察官」を名乗る電話に注意" in status.get_data(as_text=True)  # readable, not \u escapes
-    assert set(status.json) >= {"recipients", "sent", "failed", "chunks_total", "chunks_done", "eta_seconds",
-                                "stalled"}
-    assert client.get("/api/alerts/nope", headers=auth).status_code == 404
-
-
-def test_staff_api_is_off_without_a_token(settings, redis_client, catalog, shared_matcher):
-    app = create_app(settings, runtime=build(settings, catalog=catalog, matcher=shared_matcher))
-    try:
-        assert app.test_client().post("/api/alerts", json=fraud_alert()).status_code == 503
-    finally:
-        app.extensions["bot"].close()
+    assert set(status.json["delivery"]) >= {"recipients", "sent", "failed", "chunks_total", "chunks_done",
+                                            "eta_seconds", "stalled"}
+    assert client.get("/api/alerts/nope", headers=editor).status_code == 404
+    history = client.get("/api/alerts", headers=editor).json["items"]
+    assert [h["id"] for h in history] == [urgent.json["id"], alert_id]
 
 
 def test_cli_send_and_status(alert_settings, redis_client, subs, line, capsys, monkeypatch):
     subs.set_areas(user(42), ["chuo"]); subs.set_topics(user(42), ["fraud"])  # noqa: E702
     assert main(["alert", "send", "--topic", "dv", "--areas", "chuo", "--title", "x", "--body", "y"],
                 settings=alert_settings) == 1
-    assert "never pushed" in capsys.readouterr().err
+    assert "お知らせでは送りません" in capsys.readouterr().err
     assert main(["alert", "send", "--topic", "fraud", "--areas", "chuo,higashi", "--title", "還付金詐欺に注意",
                  "--body", "市役所職員を名乗り「医療費が戻る」とATMへ誘導する電話。", "--countermeasure",
                  "ATMでお金は戻らない", "--now", "--en-title", "Fake refund calls",

@@ -33,13 +33,15 @@ VARIABLES = {
     "PORT": ("port", "8080", 8080),
     "BOT_PUBLIC_URL": ("public_url", "https://bot.example.jp", "https://bot.example.jp"),
     "BOT_SEND_THREADS": ("send_threads", "4", 4),
-    "ADMIN_API_TOKEN": ("admin_api_token", "admin-token-1", SecretStr("admin-token-1")),
+    "BOT_SECRET_KEY": ("secret_key", "console-key-0123456789-0123456789", SecretStr("console-key-0123456789-0123456789")),
+    "DATABASE_URL": ("database_url", "postgresql://u:dbpass-1@h/db", SecretStr("postgresql://u:dbpass-1@h/db")),
+    "BOT_SESSION_MINUTES": ("session_minutes", "45", 45),
     "ALERT_RATE_PER_SECOND": ("alert_rate_per_second", "120.5", 120.5),
     "ALERT_DAILY_CAP": ("alert_daily_cap", "5", 5),
     "ALERT_LEASE_MS": ("alert_lease_ms", "15000", 15000),
     "ALERT_SEND_CONCURRENCY": ("alert_send_concurrency", "16", 16),
 }
-SECRETS = ["pepper-1234", "chan-secret-1", "chan-secret-0", "access-token-1", "admin-token-1"]
+SECRETS = ["pepper-1234", "chan-secret-1", "chan-secret-0", "access-token-1", "console-key-0123456789", "dbpass-1"]
 
 
 @pytest.fixture
@@ -60,7 +62,7 @@ def test_every_field_has_its_variable():
 def test_repr_and_str_hide_the_secrets(clean_env):
     direct = Settings(id_salt="pepper-1234", line_channel_secret="chan-secret-1",
                       line_channel_secret_previous="chan-secret-0", line_channel_access_token="access-token-1",
-                      admin_api_token="admin-token-1")
+                      secret_key="console-key-0123456789-0123456789", database_url="postgresql://u:dbpass-1@h/db")
     for name, (_, value, _) in VARIABLES.items():
         clean_env.setenv(name, value)
     from_env = Settings.from_env()
@@ -69,7 +71,7 @@ def test_repr_and_str_hide_the_secrets(clean_env):
             assert not [s for s in SECRETS if s in text], text
         assert settings.id_salt.get_secret_value() == "pepper-1234"
         assert settings.line_channel_access_token.get_secret_value() == "access-token-1"
-        assert settings.admin_api_token.get_secret_value() == "admin-token-1"
+        assert settings.secret_key.get_secret_value() == "console-key-0123456789-0123456789"
     assert "**********" in repr(direct)
     # the default salt is a secret too
     assert "local-development-salt" not in repr(Settings())
@@ -144,10 +146,10 @@ def test_a_bad_value_is_described_in_one_line(clean_env):
         "PORT: must be an integer (got 'abc'); ALERT_RATE_PER_SECOND: must be greater than 0 (got '-5')")
     # by field name too, and never echoing a secret
     with pytest.raises(ValidationError) as caught:
-        Settings(send_threads=0, admin_api_token=12345678)
+        Settings(send_threads=0, secret_key=12345678)
     line = describe_error(caught.value)
     assert "BOT_SEND_THREADS: must be greater than or equal to 1 (got 0)" in line
-    assert "ADMIN_API_TOKEN: " in line and "12345678" not in line
+    assert "BOT_SECRET_KEY: " in line and "12345678" not in line
     assert "\n" not in line
 
 

@@ -10,6 +10,7 @@ from bot.core.postback import postback_data
 from bot.runtime import build
 from bot.web.app import create_app
 from tests.line_helpers import (
+    CONSOLE_KEY,
     OLD_SECRET,
     SECRET,
     TOKEN,
@@ -25,7 +26,7 @@ ALICE, BOB, CAROL = user(1), user(2), user(3)
 
 def make_app(settings, line, catalog, matcher, **over):
     s = settings.with_(line_channel_secret=SECRET, line_channel_secret_previous=OLD_SECRET,
-                       line_channel_access_token=TOKEN, line_api_base_url=line.url, **over)
+                       line_channel_access_token=TOKEN, line_api_base_url=line.url, secret_key=CONSOLE_KEY, **over)
     return create_app(s, runtime=build(s, catalog=catalog, matcher=matcher), synchronous_sends=True)
 
 
@@ -243,7 +244,8 @@ def test_health_is_200_with_content_and_redis(client):
 
 
 def test_async_outbox_sends_after_the_response(settings, line, redis_client):
-    s = settings.with_(line_channel_secret=SECRET, line_channel_access_token=TOKEN, line_api_base_url=line.url)
+    s = settings.with_(line_channel_secret=SECRET, line_channel_access_token=TOKEN, line_api_base_url=line.url,
+                       secret_key=CONSOLE_KEY)
     app = create_app(s)
     try:
         raw = body_of(text_event(ALICE, "夫に殴られる", line.fake.issue_reply_token(ALICE)))

@@ -39,47 +39,8 @@
     }
   }
 
-  function flexNode(node) {
-    if (node.type === "box") {
-      const box = el("div", "box");
-      box.style.display = "flex";
-      box.style.flexDirection = node.layout === "horizontal" ? "row" : "column";
-      box.style.gap = "4px";
-      (node.contents || []).forEach(c => box.appendChild(flexNode(c)));
-      if (node.backgroundColor) box.style.background = node.backgroundColor;
-      if (node.cornerRadius) box.style.borderRadius = node.cornerRadius;
-      if (node.paddingAll) box.style.padding = node.paddingAll;
-      if (node.action) {  // a tappable row (the triage card), as LINE draws it
-        box.classList.add("tappable");
-        box.setAttribute("role", "button");
-        box.tabIndex = 0;
-        box.addEventListener("click", () => action(node.action));
-      }
-      return box;
-    }
-    if (node.type === "text") {
-      const t = el("div", "t-" + (node.weight === "bold" ? "bold" : (node.size || "md")), node.text);
-      if (node.color) t.style.color = node.color;
-      return t;
-    }
-    if (node.type === "button") {
-      const b = el("button", "btn " + (node.style || "link"), node.action.label);
-      b.type = "button";
-      b.addEventListener("click", () => action(node.action));
-      return b;
-    }
-    return el("div", "", "");
-  }
-  function bubble(b) {
-    const card = el("div", "card");
-    ["header", "hero", "body", "footer"].forEach(part => {
-      if (!b[part]) return;
-      const wrap = el("div", part);
-      wrap.appendChild(flexNode(b[part]));
-      card.appendChild(wrap);
-    });
-    return card;
-  }
+  const draw = window.LineRender;
+  function bubble(b) { return draw.bubble(b, action); }
 
   function render(m) {
     if (m.type === "text") botRow(el("div", "bubble", m.text));

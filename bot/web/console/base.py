@@ -1,0 +1,103 @@
+"""What every console page shares: the blueprint, the signed-in check, roles, filters.
+
+The staff console (/admin): Japanese pages for city staff who are not programmers. Every
+page needs a signed-in account; each action checks its role on the server and goes through
+the same domain functions as the staff API and the CLI (bot.staff)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import time
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import urlparse
+
+from flask import Blueprint, current_app, flash, g, redirect, render_template, request, session, url_for
+from flask.typing import ResponseReturnValue
+
+from bot.core.clock import JST
+from bot.staff import accounts, audit
+from bot.staff.records import Context
+from bot.staff.roles import ROLE_LABELS, Actor
+
+bp = Blueprint("console", __name__, url_prefix="/admin", template_folder="../templates",
+               static_folder="../static", static_url_path="/static")
+OPEN = {"console.login", "console.static"}
+
+
+def ctx() -> Context:
+    return current_app.extensions["bot"].staff_context()  # type: ignore[no-any-return]
+
+
+def actor() -> Actor:
+    return g.actor  # type: ignore[no-any-return]
+
+
+@bp.before_request
+def signed_in() -> ResponseReturnValue | None:
+    """Every page but the login needs an active account and a session seen within
+    BOT_SESSION_MINUTES; an idle session ends (and says so)."""
+    if request.endpoint in OPEN:
+        return None
+    staff_id, seen = session.get("staff_id"), session.get("seen", 0)
+    limit = current_app.extensions["bot"].settings.session_minutes * 60
+    found = accounts.active(current_app.extensions["bot"].database, staff_id) if staff_id else None
+    if found is None or time.time() - seen > limit:
+        if staff_id:
+            flash("しばらく操作がなかったため、ログアウトしました。もう一度ログインしてください。", "info")
+        session.clear()
+        return redirect(url_for("console.login", next=request.full_path if request.method == "GET" else None))
+    session["seen"] = int(time.time())
+    g.actor = found
+    return None
+
+
+def needs(role: str) -> Callable[[Callable[..., ResponseReturnValue]], Callable[..., ResponseReturnValue]]:
+    """The view needs at least `role`; anyone less gets a 403 page saying which role."""
+
+    def wrap(view: Callable[..., ResponseReturnValue]) -> Callable[..., ResponseReturnValue]:
+        @functools.wraps(view)
+        def run(*args: Any, **kwargs: Any) -> ResponseReturnValue:
+            if not actor().can(role):
+                return render_template("admin/error.html", title="権限がありません",
+                                       message=f"このページ・操作には「{ROLE_LABELS[role]}」以上の権限が必要です。"), 403
+            return view(*args, **kwargs)
+
+        return run
+
+    return wrap
+
+
+@bp.app_context_processor
+def console_globals() -> dict[str, Any]:
+    return {"me": g.get("actor"), "role_labels": ROLE_LABELS}
+
+
+@bp.app_template_filter("jst")
+def jst(value: dt.datetime | None) -> str:
+    return value.astimezone(JST).strftime("%Y-%m-%d %H:%M") if value else "—"
+
+
+@bp.app_template_filter("action_label")
+def action_label(action: str) -> str:
+    return audit.ACTION_LABELS.get(action, action)
+
+
+@bp.app_template_filter("detail")
+def detail(value: dict | None) -> str:
+    return "、".join(f"{k}: {v}" for k, v in (value or {}).items() if v not in (None, ""))
+
+
+@bp.app_template_filter("known")
+def known(value: Any) -> str:
+    return {"not yet known": "まだ分かりません（LINEは20人未満を出しません）", "not measured": "測定していません"}.get(
+        str(value), str(value))
+
+
+def safe_next(target: str | None) -> str:
+    """Only a path on this site (never another host) after login."""
+    if target and target.startswith("/admin") and not urlparse(target).netloc:
+        return target
+    return url_for("console.overview")
+

@@ -1,0 +1,50 @@
+"""The overview: who has subscribed (topic × ward), what is in flight, what waits for
+approval, recent delivery errors, and desks whose facts are due for re-confirmation."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from flask import render_template
+from flask.typing import ResponseReturnValue
+
+from bot.broadcast.subscriptions import ALL_AREAS
+from bot.core.clock import JST
+from bot.core.keys import sub_set_key
+from bot.staff import records
+from bot.web.console.base import bp, ctx
+
+DESK_RECHECK_DAYS = 365
+
+
+def subscriber_table(context: records.Context) -> dict[str, Any]:
+    """Residents per topic × area (the whole city as its own column), in one pipeline."""
+    config = context.city.config
+    areas = [a.id for a in config.areas] + [ALL_AREAS]
+    pipe = context.redis.pipeline(transaction=False)
+    for topic in config.topics:
+        for area in areas:
+            pipe.sinter([sub_set_key(context.city.id, "topic", topic.id), sub_set_key(context.city.id, "area", area)])
+    counts = iter(len(members) for members in pipe.execute())
+    rows = [{"topic": t.label.get("ja"), "counts": [next(counts) for _ in areas]} for t in config.topics]
+    labels = [a.label.get("ja") for a in config.areas] + ["市内全域"]
+    return {"areas": labels, "rows": rows}
+
+
+def desks_due(context: records.Context, today: dt.date) -> list[Any]:
+    limit = today - dt.timedelta(days=DESK_RECHECK_DAYS)
+    return sorted((d for d in context.city.desks.values() if d.last_checked < limit), key=lambda d: d.last_checked)
+
+
+@bp.get("/")
+def overview() -> ResponseReturnValue:
+    context = ctx()
+    recent = records.history(context, limit=100)
+    in_flight = [r for r in recent if r.state in records.IN_FLIGHT]
+    waiting = [r for r in recent if r.state == "awaiting_approval"]
+    errors = [r for r in recent if r.error or (r.failed or 0) > 0][:10]
+    today = dt.datetime.now(JST).date()
+    return render_template("admin/overview.html", subscribers=subscriber_table(context), in_flight=in_flight,
+                           waiting=waiting, errors=errors, desks_due=desks_due(context, today),
+                           rate=context.settings.alert_rate_per_second)
