@@ -52,21 +52,19 @@ def _members(client: redis.Redis, city: str, topics: Iterable[str], areas: Itera
     return sorted(cast("set[str]", pipe.execute()[2]))  # the client decodes responses: str, not bytes
 
 
-def _flags(client: redis.Redis, key: str, members: list[str]) -> int:
-    count = 0
+def _flagged(client: redis.Redis, key: str, members: list[str]) -> list[str]:
+    """Those of `members` in the set `key` (English, digest), a batch per round trip."""
+    out: list[str] = []
     for start in range(0, len(members), BATCH):
-        count += sum(client.smismember(key, members[start:start + BATCH]))
-    return count
+        batch = members[start:start + BATCH]
+        out += [m for m, on in zip(batch, client.smismember(key, batch), strict=True) if on]
+    return out
 
 
 def alert_reach(client: redis.Redis, city: str, topic: str, areas: Iterable[str], city_areas: list[str],
                 daily_cap: int, digest_topics: Iterable[str] = ()) -> Reach:
     members = _members(client, city, [topic], areas, city_areas)
-    deferred: set[str] = set()
-    if topic in set(digest_topics):
-        for start in range(0, len(members), BATCH):
-            batch = members[start:start + BATCH]
-            deferred.update(m for m, on in zip(batch, client.smismember(sub_digest_key(city), batch), strict=True) if on)
+    deferred = set(_flagged(client, sub_digest_key(city), members)) if topic in set(digest_topics) else set()
     capped = 0
     if daily_cap and topic not in UNCAPPED_TOPICS:
         today = dt.datetime.now(JST).date().isoformat()
@@ -74,10 +72,10 @@ def alert_reach(client: redis.Redis, city: str, topic: str, areas: Iterable[str]
         for start in range(0, len(live), BATCH):
             counted = client.hmget(daily_cap_key(today), live[start:start + BATCH])
             capped += sum(1 for seen in counted if seen and str(seen).count(",") + 1 >= daily_cap)
-    return Reach(len(members), capped, len(deferred), _flags(client, sub_english_key(city), members))
+    return Reach(len(members), capped, len(deferred), len(_flagged(client, sub_english_key(city), members)))
 
 
 def campaign_reach(client: redis.Redis, city: str, topics: Iterable[str], areas: Iterable[str],
                    city_areas: list[str]) -> Reach:
     members = _members(client, city, topics, areas, city_areas)
-    return Reach(len(members), 0, 0, _flags(client, sub_english_key(city), members))
+    return Reach(len(members), 0, 0, len(_flagged(client, sub_english_key(city), members)))

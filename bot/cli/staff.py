@@ -4,6 +4,8 @@ first admin is made this way; admins then add others in the console)."""
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
+from typing import Any
 
 import click
 
@@ -16,10 +18,24 @@ def staff() -> None:
     pass
 
 
-def _database(settings: Settings):  # noqa: ANN202
+def on_records(settings: Settings, action: Callable[[Any], str]) -> int:
+    """Run `action(database)` on the records and print what it returns; a refusal (an unknown
+    name, a short password...) is one line on stderr and exit 1."""
+    # the records (SQLAlchemy, Alembic) load for these commands only
     from bot.staff.db import open_database
+    from bot.staff.errors import StaffError
 
-    return open_database(settings)
+    database = open_database(settings)
+    try:
+        message = action(database)
+        if message:
+            click.echo(message)
+    except StaffError as exc:
+        click.echo(exc.message, err=True)
+        return 1
+    finally:
+        database.close()
+    return 0
 
 
 @staff.command("add", help="add a staff account (password asked, or --password-stdin)")
@@ -29,22 +45,17 @@ def _database(settings: Settings):  # noqa: ANN202
 @pass_settings
 def add(settings: Settings, name: str, role: str, password_stdin: bool) -> int:
     from bot.staff import accounts
-    from bot.staff.errors import StaffError
 
     if password_stdin:
         password = sys.stdin.readline().rstrip("\n")
     else:
         password = click.prompt("パスワード（12文字以上）", hide_input=True, confirmation_prompt="もう一度")
-    database = _database(settings)
-    try:
-        accounts.add_staff(database, None, name, role, password)
-    except StaffError as exc:
-        click.echo(exc.message, err=True)
-        return 1
-    finally:
-        database.close()
-    click.echo(f"職員「{name}」（{role}）を作りました。")
-    return 0
+
+    def create(db: Any) -> str:
+        accounts.add_staff(db, None, name, role, password)
+        return f"職員「{name}」（{role}）を作りました。"
+
+    return on_records(settings, create)
 
 
 @staff.command("token", help="issue an API token for NAME (shown once; stored only as a hash)")
@@ -52,18 +63,11 @@ def add(settings: Settings, name: str, role: str, password_stdin: bool) -> int:
 @pass_settings
 def token(settings: Settings, name: str) -> int:
     from bot.staff import accounts
-    from bot.staff.errors import StaffError
 
-    database = _database(settings)
-    try:
-        click.echo(accounts.issue_token(database, None, name))
-    except StaffError as exc:
-        click.echo(exc.message, err=True)
-        return 1
-    finally:
-        database.close()
-    click.echo("このトークンは二度と表示されません。安全な場所に保管してください。", err=True)
-    return 0
+    code = on_records(settings, lambda db: accounts.issue_token(db, None, name))
+    if code == 0:
+        click.echo("このトークンは二度と表示されません。安全な場所に保管してください。", err=True)
+    return code
 
 
 @staff.command("revoke", help="revoke every API token of NAME")
@@ -71,18 +75,8 @@ def token(settings: Settings, name: str) -> int:
 @pass_settings
 def revoke(settings: Settings, name: str) -> int:
     from bot.staff import accounts
-    from bot.staff.errors import StaffError
 
-    database = _database(settings)
-    try:
-        count = accounts.revoke_tokens(database, None, name)
-    except StaffError as exc:
-        click.echo(exc.message, err=True)
-        return 1
-    finally:
-        database.close()
-    click.echo(f"{count}個のトークンを無効にしました。")
-    return 0
+    return on_records(settings, lambda db: f"{accounts.revoke_tokens(db, None, name)}個のトークンを無効にしました。")
 
 
 @staff.command("disable", help="disable NAME: no login, no tokens; the records keep the name")
@@ -90,18 +84,13 @@ def revoke(settings: Settings, name: str) -> int:
 @pass_settings
 def disable(settings: Settings, name: str) -> int:
     from bot.staff import accounts
-    from bot.staff.errors import StaffError
 
-    database = _database(settings)
-    try:
-        accounts.disable(database, None, name)
-    except StaffError as exc:
-        click.echo(exc.message, err=True)
-        return 1
-    finally:
-        database.close()
-    click.echo(f"職員「{name}」を停止しました。")
-    return 0
+
+    def stop(db: Any) -> str:
+        accounts.disable(db, None, name)
+        return f"職員「{name}」を停止しました。"
+
+    return on_records(settings, stop)
 
 
 @staff.command("list", help="the staff accounts and their roles")
@@ -109,10 +98,5 @@ def disable(settings: Settings, name: str) -> int:
 def list_staff(settings: Settings) -> int:
     from bot.staff import accounts
 
-    database = _database(settings)
-    try:
-        for row in accounts.all_staff(database):
-            click.echo(f"{row.name}\t{row.role}\t{'active' if row.active else 'disabled'}")
-    finally:
-        database.close()
-    return 0
+    return on_records(settings, lambda db: "\n".join(
+        f"{row.name}\t{row.role}\t{'active' if row.active else 'disabled'}" for row in accounts.all_staff(db)))

@@ -130,17 +130,3 @@ def all_staff(database: Database) -> list[Staff]:
     with database.session() as session:
         return list(session.scalars(select(Staff).order_by(Staff.name)))
 
-
-def set_line_user(database: Database, staff_id: int, line_user_id: str) -> None:
-    with database.session() as session:
-        staff = session.get(Staff, staff_id)
-        if staff is None:
-            raise NotFound("職員が見つかりません。")
-        staff.line_user_id = line_user_id
-        audit.record(session, staff.name, "line_link", "staff", staff.name)
-
-
-def line_user(database: Database, staff_id: int) -> str | None:
-    with database.session() as session:
-        staff = session.get(Staff, staff_id)
-        return staff.line_user_id if staff else None

@@ -4,7 +4,6 @@ ever added (bot.staff.models refuses an update or a delete)."""
 from __future__ import annotations
 
 import csv
-import datetime as dt
 import io
 import json
 from collections.abc import Sequence
@@ -21,9 +20,9 @@ ACTION_LABELS = {
     "login": "ログイン", "login_failed": "ログイン失敗", "logout": "ログアウト",
     "draft": "下書き作成", "edit": "編集", "submit": "承認依頼", "approve": "承認", "reject": "差し戻し",
     "send_alone": "単独送信（緊急）", "queue": "送信", "schedule": "予約", "cancel": "取り消し",
-    "discard": "下書き破棄", "test_send": "自分に試し送信", "export": "書き出し",
+    "discard": "下書き破棄", "export": "書き出し",
     "account_add": "アカウント作成", "account_disable": "アカウント停止", "token_issue": "APIトークン発行",
-    "token_revoke": "APIトークン失効", "line_link": "LINE連携",
+    "token_revoke": "APIトークン失効", "delivered": "配信完了", "stopped": "配信停止",
 }
 
 
@@ -59,7 +58,3 @@ def to_csv(rows: Sequence[AuditEntry]) -> str:
                          ACTION_LABELS.get(row.action, row.action), row.subject_type, row.subject_id or "",
                          json.dumps(row.detail, ensure_ascii=False) if row.detail else ""])
     return "\ufeff" + out.getvalue()  # a BOM so that Excel opens the Japanese as UTF-8
-
-
-def now() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)

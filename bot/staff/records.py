@@ -5,7 +5,7 @@ keeping a record's state and figures in step with its delivery in Redis."""
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -22,7 +22,7 @@ from bot.settings import Settings
 from bot.staff import audit, transitions
 from bot.staff.db import Database
 from bot.staff.errors import NotFound, StaffError
-from bot.staff.models import Broadcast, utcnow
+from bot.staff.models import Broadcast, Staff, utcnow
 from bot.staff.roles import Actor
 
 IN_FLIGHT = ("queued", "scheduled", "sending")
@@ -73,8 +73,6 @@ def history(ctx: Context, *, kind: str | None = None, state: str | None = None, 
             area: str | None = None, author: str | None = None, since: dt.date | None = None,
             until: dt.date | None = None, text: str | None = None, limit: int = 200) -> list[Broadcast]:
     """Newest first, filtered as staff search the history."""
-    from bot.staff.models import Staff
-
     query = select(Broadcast).where(Broadcast.city == ctx.city.id).order_by(Broadcast.created_at.desc()).limit(limit)
     if kind:
         query = query.where(Broadcast.kind == kind)
@@ -123,15 +121,14 @@ def refresh(ctx: Context, record: Broadcast) -> Broadcast:
         row = session.get(Broadcast, record.id, with_for_update={"of": Broadcast})
         if row is None:
             return record
-        if action and row.state != transitions.TRANSITIONS[action].target and row.state in IN_FLIGHT:
-            if action != "start" or row.state != "sending":
-                if action in ("finish", "stop") and row.state != "sending":
-                    move(session, row, "start", None)
-                move(session, row, action, None)
-                if action in ("finish", "stop"):
-                    row.finished_at = utcnow()
-                    audit.record(session, None, "delivered" if action == "finish" else "stopped", row.kind, row.id,
-                                 recipients=recipients, sent=sent, failed=failed)
+        if action and row.state in IN_FLIGHT and row.state != transitions.TRANSITIONS[action].target:
+            if action != "start" and row.state != "sending":
+                move(session, row, "start", None)  # it started and ended between two looks
+            move(session, row, action, None)
+            if action != "start":
+                row.finished_at = utcnow()
+                audit.record(session, None, "delivered" if action == "finish" else "stopped", row.kind, row.id,
+                             recipients=recipients, sent=sent, failed=failed)
         row.recipients, row.sent, row.failed, row.error = recipients, sent, failed, error
         _ = row.author, row.approver
         session.flush()
@@ -139,33 +136,41 @@ def refresh(ctx: Context, record: Broadcast) -> Broadcast:
         return row
 
 
-def parse_send_at(data: dict[str, Any]) -> dt.datetime | None:
-    """Takes "send_at" (ISO, JST when no zone is given) out of what staff sent; None: no time chosen."""
-    value = data.pop("send_at", None)
-    if value in (None, ""):
-        return None
-    try:
-        at = dt.datetime.fromisoformat(str(value))
-    except ValueError:
-        raise StaffError("send_at: 日時は 2026-12-08T09:00 の形で入力してください。") from None
-    at = at.replace(tzinfo=JST) if at.tzinfo is None else at
-    if at < dt.datetime.now(JST) - dt.timedelta(minutes=1):
-        raise StaffError("send_at: 過去の日時は選べません。")
-    return at
+def history_filters(args: Mapping[str, str]) -> dict[str, Any]:
+    """The history's query parameters (console and staff API alike) as `history` arguments;
+    StaffError for a date not written as 2026-12-07."""
+    def day(value: str | None) -> dt.date | None:
+        try:
+            return dt.date.fromisoformat(value) if value else None
+        except ValueError:
+            raise StaffError(f"日付は 2026-12-07 の形で指定してください（{str(value)[:20]}）。") from None
+
+    return {"kind": args.get("kind") or None, "state": args.get("state") or None, "topic": args.get("topic") or None,
+            "area": args.get("area") or None, "author": args.get("author") or None, "text": args.get("q") or None,
+            "since": day(args.get("since")), "until": day(args.get("until"))}
 
 
-def submit(ctx: Context, actor: Actor, record_id: str, kind: str) -> Broadcast:
-    with locked(ctx, record_id, kind) as (session, record):
-        move(session, record, "submit", actor)
-    return get(ctx, record_id)
+def campaign_report(ctx: Context, record_id: str) -> tuple[Broadcast, dict[str, Any]]:
+    """A campaign's record and its results; StaffError while it has not been sent."""
+    record = get(ctx, record_id, "campaign")
+    report = campaigns.campaign_stats(ctx.redis, record.delivery_id or "")
+    if report is None:
+        raise StaffError("まだ送信されていないため、結果はありません。")
+    return record, report
 
 
-def reject(ctx: Context, actor: Actor, record_id: str, reason: str, kind: str) -> Broadcast:
-    """Back to the author, with the reason they will read."""
-    reason = (reason or "").strip()
-    if not reason:
-        raise StaffError("差し戻す理由を書いてください（作成者に伝わります）。")
-    with locked(ctx, record_id, kind) as (session, record):
-        move(session, record, "reject", actor, reason=reason[:500])
-        record.reject_reason = reason[:500]
-    return get(ctx, record_id)
+def as_dict(record: Broadcast) -> dict[str, Any]:
+    """A record for the staff API."""
+    def iso(value: dt.datetime | None) -> str | None:
+        return value.astimezone(JST).isoformat() if value else None
+
+    return {"id": record.id, "kind": record.kind, "state": record.state, "topic": record.topic,
+            "areas": record.areas.split(","), "title": record.title, "request": record.request,
+            "send_mode": record.send_mode, "send_at": iso(record.send_at),
+            "author": record.author.name if record.author else None,
+            "approver": record.approver.name if record.approver else None,
+            "sole_approval": record.sole_approval, "reject_reason": record.reject_reason,
+            "created_at": iso(record.created_at), "approved_at": iso(record.approved_at),
+            "queued_at": iso(record.queued_at), "scheduled_for": iso(record.scheduled_for),
+            "finished_at": iso(record.finished_at), "recipients": record.recipients, "sent": record.sent,
+            "failed": record.failed, "error": record.error}

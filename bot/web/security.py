@@ -66,7 +66,8 @@ def configure_security(app: Flask, settings: Settings, key: str, redis_url: str)
 
     @app.errorhandler(CSRFError)
     def csrf_refused(exc: CSRFError) -> ResponseReturnValue:
-        message = "このページの有効期限が切れたか、正しくない送信です。ページを読み込み直して、もう一度操作してください。"
+        message = ("このページの有効期限が切れたか、正しくない送信です。ページを読み込み直して、"
+                   "もう一度操作してください。")
         if request.path.startswith("/admin"):
             return render_template("admin/error.html", title="送信できませんでした", message=message), 400
         return jsonify({"message": message}), 400

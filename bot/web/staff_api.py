@@ -12,20 +12,11 @@ from bot.broadcast import campaigns
 from bot.broadcast import status as delivery_status
 from bot.staff import accounts, alert_workflow, audit, campaign_workflow, records
 from bot.staff.errors import Forbidden, StaffError
-from bot.staff.records import Context
-from bot.staff.roles import Actor
+from bot.web.staff_access import actor, ctx
 
 bp = Blueprint("staff_api", __name__, url_prefix="/api")
 WORKFLOWS: dict[str, Any] = {"alerts": alert_workflow, "campaigns": campaign_workflow}
 KINDS = {"alerts": "alert", "campaigns": "campaign"}
-
-
-def ctx() -> Context:
-    return current_app.extensions["bot"].staff_context()  # type: ignore[no-any-return]
-
-
-def actor() -> Actor:
-    return g.actor  # type: ignore[no-any-return]
 
 
 @bp.before_request
@@ -34,7 +25,8 @@ def authenticate() -> ResponseReturnValue | None:
     found = accounts.actor_for_token(current_app.extensions["bot"].database, given[7:]) \
         if given.startswith("Bearer ") and len(given) < 200 else None
     if found is None:
-        return jsonify({"message": "APIトークンがないか、正しくありません（python -m bot staff token NAME で発行）。"}), 401
+        return jsonify({"message": "APIトークンがないか、正しくありません"
+                                   "（python -m bot staff token NAME で発行）。"}), 401
     g.actor = found
     return None
 
@@ -52,9 +44,10 @@ def body() -> dict[str, Any]:
 
 
 def record_json(kind: str, record: Any) -> dict[str, Any]:
-    out = alert_workflow.as_dict(record)
+    out = records.as_dict(record)
     if kind == "alerts" and record.delivery_id:
-        status = delivery_status.alert_status(ctx().redis, record.delivery_id, ctx().settings.alert_rate_per_second)
+        context = ctx()
+        status = delivery_status.alert_status(context.redis, record.delivery_id, context.settings.alert_rate_per_second)
         out["delivery"] = status.as_dict() if status else None
     return out
 
@@ -79,23 +72,8 @@ def preview(kind: str) -> ResponseReturnValue:
 
 @bp.get("/<any(alerts, campaigns):kind>")
 def history(kind: str) -> ResponseReturnValue:
-    args = request.args
-    rows = records.history(ctx(), kind=KINDS[kind], state=args.get("state") or None,
-                           topic=args.get("topic") or None, area=args.get("area") or None,
-                           author=args.get("author") or None, text=args.get("q") or None,
-                           since=_date(args.get("since")), until=_date(args.get("until")))
-    return jsonify({"items": [alert_workflow.as_dict(r) for r in rows]})
-
-
-def _date(value: str | None):  # noqa: ANN202
-    import datetime as dt
-
-    if not value:
-        return None
-    try:
-        return dt.date.fromisoformat(value)
-    except ValueError:
-        raise StaffError(f"日付は 2026-12-07 の形で指定してください（{value[:20]}）。") from None
+    rows = records.history(ctx(), **{**records.history_filters(request.args), "kind": KINDS[kind]})
+    return jsonify({"items": [records.as_dict(r) for r in rows]})
 
 
 @bp.get("/<any(alerts, campaigns):kind>/<record_id>")
@@ -126,10 +104,7 @@ def reject(kind: str, record_id: str) -> ResponseReturnValue:
 
 @bp.get("/campaigns/<record_id>/stats")
 def campaign_stats(record_id: str) -> ResponseReturnValue:
-    record = records.get(ctx(), record_id, "campaign")
-    report = campaigns.campaign_stats(ctx().redis, record.delivery_id or "")
-    if report is None:
-        raise StaffError("まだ送信されていないため、結果はありません。")
+    record, report = records.campaign_report(ctx(), record_id)
     if request.args.get("format") == "csv":
         _audit_export(record_id)
         questions = campaigns.CampaignRequest.model_validate(record.request).survey.questions
@@ -139,10 +114,7 @@ def campaign_stats(record_id: str) -> ResponseReturnValue:
 
 @bp.get("/campaigns/<record_id>/chart.svg")
 def campaign_chart(record_id: str) -> ResponseReturnValue:
-    record = records.get(ctx(), record_id, "campaign")
-    report = campaigns.campaign_stats(ctx().redis, record.delivery_id or "")
-    if report is None:
-        raise StaffError("まだ送信されていないため、結果はありません。")
+    _, report = records.campaign_report(ctx(), record_id)
     return Response(campaigns.chart_svg(report), 200, {"Content-Type": "image/svg+xml; charset=utf-8"})
 
 

@@ -191,3 +191,37 @@ def test_nothing_is_queued_until_approval(ctx, people, redis_client):
     alert_workflow.draft(ctx, people["ed"], ALERT)
     assert Queue(queue.QUEUE, connection=queue.rq_connection(ctx.redis_url)).count == 0
     assert not redis_client.keys("alert:*")
+
+
+def test_an_editor_cannot_cancel_a_queued_alert_and_it_still_goes_out(ctx, people, redis_client):
+    """Found reading the change: cancel asked Redis first and the table second, so an editor's
+    refused cancel had already stopped the delivery in Redis."""
+    row = alert_workflow.approve(ctx, people["ap"], alert_workflow.draft(ctx, people["ed"], ALERT).id)
+    with pytest.raises(Forbidden):
+        alert_workflow.cancel(ctx, people["ed"], row.id)
+    assert redis_client.hget(f"alert:{row.id}", "state") == "queued"
+    assert records.get(ctx, row.id).state == "queued"
+
+
+def test_the_staff_commands(database_settings):
+    from click.testing import CliRunner
+
+    from bot.cli import cli
+
+    def run(*args, stdin=None):
+        return CliRunner().invoke(cli, list(args), obj=database_settings, input=stdin)
+
+    assert run("staff", "add", "tanaka", "--role", "approver", "--password-stdin", stdin="short\n").exit_code == 1
+    made = run("staff", "add", "tanaka", "--role", "approver", "--password-stdin", stdin="a-long-password-1\n")
+    assert made.exit_code == 0 and "tanaka" in made.output
+    token = run("staff", "token", "tanaka")
+    assert token.exit_code == 0 and token.stdout.strip().startswith("kb_")
+    assert run("staff", "list").stdout.strip() == "tanaka\tapprover\tactive"
+    assert run("staff", "disable", "nobody").exit_code == 1
+    assert run("staff", "disable", "tanaka").exit_code == 0
+    assert run("staff", "list").stdout.strip() == "tanaka\tapprover\tdisabled"
+    database = open_database(database_settings)
+    try:
+        assert accounts.actor_for_token(database, token.stdout.strip()) is None
+    finally:
+        database.close()

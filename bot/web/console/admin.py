@@ -13,9 +13,10 @@ from flask.typing import ResponseReturnValue
 from bot.core.clock import JST
 from bot.staff import accounts, audit
 from bot.staff.errors import StaffError
-from bot.web.console.base import actor, bp, ctx, needs
+from bot.web.console.base import bp, needs
 from bot.web.console.forms import DisableForm, StaffForm
 from bot.web.console.overview import DESK_RECHECK_DAYS
+from bot.web.staff_access import actor, ctx
 
 
 @bp.get("/audit")

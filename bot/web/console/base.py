@@ -18,20 +18,12 @@ from flask.typing import ResponseReturnValue
 
 from bot.core.clock import JST
 from bot.staff import accounts, audit
-from bot.staff.records import Context
-from bot.staff.roles import ROLE_LABELS, Actor
+from bot.staff.roles import ROLE_LABELS
+from bot.web.staff_access import actor
 
 bp = Blueprint("console", __name__, url_prefix="/admin", template_folder="../templates",
                static_folder="../static", static_url_path="/static")
 OPEN = {"console.login", "console.static"}
-
-
-def ctx() -> Context:
-    return current_app.extensions["bot"].staff_context()  # type: ignore[no-any-return]
-
-
-def actor() -> Actor:
-    return g.actor  # type: ignore[no-any-return]
 
 
 @bp.before_request
@@ -61,7 +53,8 @@ def needs(role: str) -> Callable[[Callable[..., ResponseReturnValue]], Callable[
         def run(*args: Any, **kwargs: Any) -> ResponseReturnValue:
             if not actor().can(role):
                 return render_template("admin/error.html", title="権限がありません",
-                                       message=f"このページ・操作には「{ROLE_LABELS[role]}」以上の権限が必要です。"), 403
+                                       message=f"このページ・操作には「{ROLE_LABELS[role]}」以上の権限が"
+                                               "必要です。"), 403
             return view(*args, **kwargs)
 
         return run

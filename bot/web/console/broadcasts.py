@@ -3,7 +3,6 @@ page with its actions (approve, reject, send, cancel), the history, and campaign
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Any
 
 from flask import Response, abort, flash, jsonify, redirect, render_template, request, url_for
@@ -14,8 +13,9 @@ from bot.broadcast import status as delivery_status
 from bot.core.clock import JST
 from bot.staff import alert_workflow, audit, campaign_workflow, records, transitions
 from bot.staff.errors import Forbidden, StaffError
-from bot.web.console.base import actor, bp, ctx, needs
+from bot.web.console.base import bp, needs
 from bot.web.console.forms import ActionForm, AlertForm, CampaignForm, RejectForm
+from bot.web.staff_access import actor, ctx
 
 WORKFLOWS: dict[str, Any] = {"alert": alert_workflow, "campaign": campaign_workflow}
 
@@ -78,7 +78,8 @@ def alert_form(record_id: str | None = None) -> ResponseReturnValue:
                 record = alert_workflow.edit(ctx(), actor(), record.id, data)
                 if not form.save_only.data and record.state == "draft":
                     record = alert_workflow.submit(ctx(), actor(), record.id)
-            flash("下書きを保存しました。" if record.state == "draft" else "承認を依頼しました。承認者が確認します。", "info")
+            done = "下書きを保存しました。" if record.state == "draft" else "承認を依頼しました。承認者が確認します。"
+            flash(done, "info")
             return redirect(url_for("console.record", kind="alert", record_id=record.id))
         except StaffError as exc:
             flash(exc.message, "error")
@@ -159,23 +160,19 @@ def reject(kind: str, record_id: str) -> ResponseReturnValue:
     return redirect(url_for("console.record", kind=kind, record_id=record_id))
 
 
-def _date(value: str | None) -> dt.date | None:
-    try:
-        return dt.date.fromisoformat(value) if value else None
-    except ValueError:
-        flash(f"日付は 2026-12-07 の形で入力してください（{value[:20] if value else ''}）。", "error")
-        return None
-
-
 @bp.get("/history")
 def history() -> ResponseReturnValue:
-    args = request.args
-    rows = records.history(ctx(), kind=args.get("kind") or None, state=args.get("state") or None,
-                           topic=args.get("topic") or None, area=args.get("area") or None,
-                           author=args.get("author") or None, text=args.get("q") or None,
-                           since=_date(args.get("since")), until=_date(args.get("until")))
+    args = dict(request.args)
+    for key in ("since", "until"):  # a date that does not parse is said and left out, not the whole search
+        try:
+            records.history_filters({key: args.get(key, "")})
+        except StaffError as exc:
+            flash(exc.message, "error")
+            args.pop(key)
+    filters = records.history_filters(args)
     city = ctx().city
-    return render_template("admin/history.html", rows=rows, args=args, labels=transitions.STATE_LABELS,
+    return render_template("admin/history.html", rows=records.history(ctx(), **filters), args=request.args,
+                           labels=transitions.STATE_LABELS,
                            topics=[(t.id, t.label.get("ja")) for t in city.config.topics],
                            areas=[(a.id, a.label.get("ja")) for a in city.config.areas])
 
@@ -227,20 +224,21 @@ def campaign_form() -> ResponseReturnValue:
 
 @bp.get("/campaign/<record_id>/results.csv")
 def campaign_csv(record_id: str) -> ResponseReturnValue:
-    row = records.get(ctx(), record_id, "campaign")
-    report = campaigns.campaign_stats(ctx().redis, row.delivery_id or "")
-    if report is None:
+    try:
+        row, report = records.campaign_report(ctx(), record_id)
+    except StaffError:
         abort(404)
     with ctx().db.session() as session:
         audit.record(session, actor().name, "export", "campaign", record_id)
-    return Response("\ufeff" + campaigns.stats_csv(report, campaigns.CampaignRequest.model_validate(row.request).survey.questions), 200, {
+    questions = campaigns.CampaignRequest.model_validate(row.request).survey.questions
+    return Response("\ufeff" + campaigns.stats_csv(report, questions), 200, {
         "Content-Type": "text/csv; charset=utf-8", "Content-Disposition": f"attachment; filename={record_id}.csv"})
 
 
 @bp.get("/campaign/<record_id>/chart.svg")
 def campaign_chart(record_id: str) -> ResponseReturnValue:
-    row = records.get(ctx(), record_id, "campaign")
-    report = campaigns.campaign_stats(ctx().redis, row.delivery_id or "")
-    if report is None:
+    try:
+        _, report = records.campaign_report(ctx(), record_id)
+    except StaffError:
         abort(404)
     return Response(campaigns.chart_svg(report), 200, {"Content-Type": "image/svg+xml; charset=utf-8"})

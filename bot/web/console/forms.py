@@ -19,7 +19,8 @@ from wtforms.widgets import CheckboxInput, ListWidget
 
 class Form(FlaskForm):
     class Meta:
-        locales = ["ja_JP", "ja"]  # WTForms' own messages in Japanese ("Not a valid choice" → 「正しい選択肢ではありません」)
+        # WTForms' own messages in Japanese ("Not a valid choice" → 「正しい選択肢ではありません」)
+        locales = ["ja_JP", "ja"]
 
 
 class Checkboxes(SelectMultipleField):
@@ -41,7 +42,8 @@ class RejectForm(Form):
                            validators=[DataRequired("理由を書いてください。"), Length(max=500)])
 
 
-TIMING = [("asap", "すぐ送る（夜間は朝8時まで待つ）"), ("now", "すぐ送る（夜間でも送る）"), ("at", "日時を指定して予約")]
+TIMING = [("asap", "すぐ送る（夜間は朝8時まで待つ）"), ("now", "すぐ送る（夜間でも送る）"),
+          ("at", "日時を指定して予約")]
 
 
 class AlertForm(Form):
@@ -88,7 +90,8 @@ class CampaignForm(Form):
 class StaffForm(Form):
     name = StringField("職員名", validators=[DataRequired("職員名を入力してください。")])
     role = SelectField("役割", choices=[("editor", "作成者"), ("approver", "承認者"), ("admin", "管理者")])
-    password = PasswordField("初期パスワード（12文字以上）", validators=[DataRequired("パスワードを入力してください。")])
+    password = PasswordField("初期パスワード（12文字以上）",
+                             validators=[DataRequired("パスワードを入力してください。")])
 
 
 class DisableForm(Form):

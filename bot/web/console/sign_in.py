@@ -8,8 +8,9 @@ from flask import current_app, flash, redirect, render_template, request, sessio
 from flask.typing import ResponseReturnValue
 
 from bot.staff import accounts, audit
-from bot.web.console.base import actor, bp, safe_next
+from bot.web.console.base import bp, safe_next
 from bot.web.console.forms import ActionForm, LoginForm
+from bot.web.staff_access import actor
 
 
 @bp.route("/login", methods=["GET", "POST"])
