@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import re
 import time
 from collections.abc import Callable
 from typing import Any
@@ -19,11 +20,13 @@ from flask.typing import ResponseReturnValue
 from bot.core.clock import JST
 from bot.staff import accounts, audit
 from bot.staff.roles import ROLE_LABELS
-from bot.web.staff_access import actor
+from bot.web.staff_access import actor, ctx
 
 bp = Blueprint("console", __name__, url_prefix="/admin", template_folder="../templates",
                static_folder="../static", static_url_path="/static")
 OPEN = {"console.login", "console.static"}
+DETAIL_LABELS = {"title": "見出し", "reason": "理由", "scheduled_for": "配信予定", "recipients": "対象",
+                 "sent": "送信", "failed": "失敗", "role": "役割", "name": "職員名", "count": "件数", "rows": "行数"}
 
 
 @bp.before_request
@@ -67,6 +70,30 @@ def console_globals() -> dict[str, Any]:
     return {"me": g.get("actor"), "role_labels": ROLE_LABELS}
 
 
+@bp.app_template_filter("names")
+def names(ids: str) -> str:
+    """A record's topics or areas ("fraud", "chuo,kita") as staff read them (詐欺・闇バイト, 中央区・北区)."""
+    config = ctx().city.config
+    known = {t.id: t.label.get("ja") for t in config.topics} | {a.id: a.label.get("ja") for a in config.areas}
+    return "・".join(known.get(i, i) for i in ids.split(",") if i)
+
+
+@bp.app_template_filter("verdict")
+def verdict(text: str) -> str:
+    """The A/B verdict (bot.broadcast.stats.compare) in staff's words; the p-value stays as it is."""
+    text = str(text)
+    if text == "not measured":
+        return "測定していません"
+    if text.startswith("no difference yet"):
+        rest = text.removeprefix("no difference yet").strip()
+        rest = rest.replace("(not enough deliveries)", "（配信数がまだ足りません）")
+        return "まだ差は分かりません" + rest
+    found = re.match(r"(\w+) is better than (\w+), (.*)", text)
+    if found:
+        return f"{found[1]} のほうが {found[2]} より良い（{found[3]}）"
+    return text
+
+
 @bp.app_template_filter("jst")
 def jst(value: dt.datetime | None) -> str:
     return value.astimezone(JST).strftime("%Y-%m-%d %H:%M") if value else "—"
@@ -79,7 +106,7 @@ def action_label(action: str) -> str:
 
 @bp.app_template_filter("detail")
 def detail(value: dict | None) -> str:
-    return "、".join(f"{k}: {v}" for k, v in (value or {}).items() if v not in (None, ""))
+    return "、".join(f"{DETAIL_LABELS.get(k, k)}: {v}" for k, v in (value or {}).items() if v not in (None, ""))
 
 
 @bp.app_template_filter("known")

@@ -23,7 +23,7 @@ WORKFLOWS: dict[str, Any] = {"alert": alert_workflow, "campaign": campaign_workf
 def _alert_choices(form: AlertForm) -> None:
     city = ctx().city
     form.topic.choices = [(t.id, t.label.get("ja")) for t in city.config.topics]
-    form.areas.choices = [("all", "市内全域")] + [(a.id, a.label.get("ja")) for a in city.config.areas]
+    form.areas.choices = [(a.id, a.label.get("ja")) for a in city.config.areas]  # "all" is one of them
     form.desk.choices = [("", "種類ごとの標準の窓口")] + sorted(
         ((d.id, d.name.get("ja")) for d in city.desks.values() if d.phones), key=lambda c: c[1])
 
@@ -182,7 +182,7 @@ def history() -> ResponseReturnValue:
 def _campaign_choices(form: CampaignForm) -> None:
     city = ctx().city
     form.topics.choices = [("all", "登録者全員")] + [(t.id, t.label.get("ja")) for t in city.config.topics]
-    form.areas.choices = [("all", "市内全域")] + [(a.id, a.label.get("ja")) for a in city.config.areas]
+    form.areas.choices = [(a.id, a.label.get("ja")) for a in city.config.areas]  # "all" is one of them
 
 
 def campaign_data(form: CampaignForm) -> dict[str, Any]:

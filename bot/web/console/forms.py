@@ -48,7 +48,9 @@ TIMING = [("asap", "すぐ送る（夜間は朝8時まで待つ）"), ("now", "�
 
 class AlertForm(Form):
     topic = SelectField("種類")
-    areas = Checkboxes("地域", validators=[DataRequired("地域を1つ以上選んでください。")])
+    # no DataRequired: on checkboxes the browser would then demand every one be ticked; the
+    # alert itself refuses an empty list ("areas: 少なくとも1つ必要です")
+    areas = Checkboxes("地域")
     title = StringField("見出し（ロック画面の通知にも出ます・60文字まで）")
     body = TextAreaField("手口（誰を名乗り、何を言うか・600文字まで）")
     where_when = StringField("場所・日時（任意）")

@@ -21,10 +21,10 @@ DESK_RECHECK_DAYS = 365
 
 
 def subscriber_table(context: records.Context) -> dict[str, Any]:
-    """Residents per topic × area (the whole city as its own column), in one pipeline. Counted
+    """Residents per topic × area (those who chose the whole city in its own column), in one pipeline. Counted
     in Redis (SINTERSTORE answers the size) rather than bringing every member over the wire."""
     config = context.city.config
-    areas = [a.id for a in config.areas] + [ALL_AREAS]
+    areas = [a.id for a in config.areas]  # the whole city ("all") is one of them
     scratch = scratch_key("overview", uuid.uuid4().hex)
     pipe = context.redis.pipeline(transaction=False)
     for topic in config.topics:
@@ -34,8 +34,9 @@ def subscriber_table(context: records.Context) -> dict[str, Any]:
     pipe.delete(scratch)
     counts = iter(pipe.execute()[:-1])
     rows = [{"topic": t.label.get("ja"), "counts": [next(counts) for _ in areas]} for t in config.topics]
-    labels = [a.label.get("ja") for a in config.areas] + ["市内全域"]
-    return {"areas": labels, "rows": rows}
+    labels = [a.label.get("ja") for a in config.areas]
+    whole = next((a.label.get("ja") for a in config.areas if a.id == ALL_AREAS), "")
+    return {"areas": labels, "rows": rows, "whole_city": whole}
 
 
 def desks_due(context: records.Context, today: dt.date) -> list[Any]:
