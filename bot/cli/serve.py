@@ -51,7 +51,6 @@ def cmd_serve(settings: Settings, dev: bool = False) -> int:
     from bot.core.redis_conn import start_embedded
     from bot.runtime import build
     from bot.web.app import FAKE_LINE_PREFIX, create_app
-
     from bot.web.security import StartupError, console_secret
 
     logging.getLogger().setLevel(settings.log_level)
@@ -78,6 +77,7 @@ def cmd_serve(settings: Settings, dev: bool = False) -> int:
     if settings.local_mode:
         click.echo(f"Local mode (no LINE credentials): open {where}/dev/chat to talk to the bot.")
     click.echo(f"Webhook: POST {where}/callback   Health: {where}/healthz")
+    click.echo(f"Staff console: {where}/admin  (the first admin: python -m bot staff add NAME --role admin)")
     if settings.local_mode:
         # Alerts and campaigns reach the talk screen too: a worker delivers into this
         # process's fake LINE API.

@@ -31,6 +31,7 @@ def test_anonymous_users_get_nothing(client, staff_auth):
     for page in PAGES:
         response = client.get(page)
         assert response.status_code == 302 and response.location.startswith("/admin/login"), page
+        assert not response.location.endswith("%3F"), response.location  # no stray "?" in next
     for method, path in API:
         response = getattr(client, method)(path, json={})
         assert response.status_code == 401 and "トークン" in response.json["message"], path

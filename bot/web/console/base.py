@@ -42,7 +42,8 @@ def signed_in() -> ResponseReturnValue | None:
         if staff_id:
             flash("しばらく操作がなかったため、ログアウトしました。もう一度ログインしてください。", "info")
         session.clear()
-        return redirect(url_for("console.login", next=request.full_path if request.method == "GET" else None))
+        back = request.full_path.rstrip("?") if request.method == "GET" else None
+        return redirect(url_for("console.login", next=back))
     session["seen"] = int(time.time())
     g.actor = found
     return None
