@@ -333,6 +333,8 @@ def test_staff_api_drafts_approves_queues_and_reports(alert_settings, redis_clie
     assert client.post(f"/api/alerts/{alert_id}/approve", headers=staff_auth["approver2"]).status_code == 409
     # an emergency never waits: one approver may send it alone, and the record says so
     urgent = client.post("/api/alerts", json=fraud_alert(topic="emergency", title="緊急治安情報"), headers=approver)
+    own = client.post(f"/api/alerts/{urgent.json['id']}/approve", headers=approver)
+    assert own.status_code == 403 and "自分で作成" in own.json["message"]  # nobody approves their own
     sent = client.post(f"/api/alerts/{urgent.json['id']}/send_alone", headers=approver)
     assert sent.status_code == 200 and sent.json["sole_approval"] and sent.json["state"] == "queued"
     assert Queue(queue.QUEUE, connection=queue.rq_connection(alert_settings.redis_url)).count == 2
